@@ -1,0 +1,67 @@
+"""Row-Level Security as the backstop under the ORM (PostgreSQL only; a no-op elsewhere).
+
+Use ``EnableTenantRLS("modelname")`` in the migration that creates a tenant-owned table.
+"""
+
+from __future__ import annotations
+
+from django.db.migrations.operations.base import Operation
+
+POLICY = "tenant_isolation"
+# NULLIF: once a transaction-local setting has been used on a connection, reading it afterwards
+# gives '' rather than NULL, and ''::bigint would be an error instead of "no rows".
+PREDICATE = (
+    "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint"
+    " OR current_setting('app.unscoped', true) = 'on'"
+)
+
+
+def enable_sql(table: str) -> list[str]:
+    return [
+        f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
+        f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
+        f'DROP POLICY IF EXISTS {POLICY} ON "{table}"',
+        f'CREATE POLICY {POLICY} ON "{table}" USING ({PREDICATE}) WITH CHECK ({PREDICATE})',
+    ]
+
+
+def disable_sql(table: str) -> list[str]:
+    return [
+        f'DROP POLICY IF EXISTS {POLICY} ON "{table}"',
+        f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY',
+        f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY',
+    ]
+
+
+class EnableTenantRLS(Operation):
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    def deconstruct(self):
+        return (self.__class__.__qualname__, [self.model_name], {})
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def _run(self, app_label, schema_editor, state, statements_for):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        model = state.apps.get_model(app_label, self.model_name)
+        for sql in statements_for(model._meta.db_table):
+            schema_editor.execute(sql)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._run(app_label, schema_editor, to_state, enable_sql)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self._run(app_label, schema_editor, from_state, disable_sql)
+
+    def describe(self):
+        return f"Enable tenant row-level security on {self.model_name}"
+
+    @property
+    def migration_name_fragment(self):
+        return f"rls_{self.model_name.lower()}"
