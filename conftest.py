@@ -9,6 +9,10 @@ pytest_plugins = ["tests.fixtures"]
 
 
 def pytest_configure(config):
+    # Tasks run eagerly in tests unless a test starts a real worker (tests/tenants/test_tasks.py).
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
     # A fresh clone has no compiled static manifest; the suite must not depend on collectstatic.
     settings.STORAGES = {
         **settings.STORAGES,
