@@ -136,9 +136,20 @@ def build_signed_notification(
             },
         }
     )
+    return sign_notification_body(platform_private_key_pem, serial, body, timestamp, nonce), body
+
+
+def sign_notification_body(
+    platform_private_key_pem: str,
+    serial: str,
+    body: bytes,
+    timestamp: int | str | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """Fresh headers for a notification body; WeChat's retries re-sign the same body this way."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     header_nonce = nonce or make_nonce()
-    headers = {
+    return {
         "Content-Type": "application/json",
         "Wechatpay-Timestamp": ts,
         "Wechatpay-Nonce": header_nonce,
@@ -146,4 +157,3 @@ def build_signed_notification(
         "Wechatpay-Serial": serial,
         "Wechatpay-Signature-Type": SIGNATURE_SCHEME,
     }
-    return headers, body

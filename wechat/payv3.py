@@ -80,6 +80,14 @@ def load_public_key(pem: str) -> rsa.RSAPublicKey:
     return key
 
 
+def generate_private_key_pem(bits: int = 2048) -> str:
+    """A PKCS#8 RSA key, the format of ``apiclient_key.pem`` (for the sandbox and tests)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def public_key_pem_of(private_key_pem: str) -> str:
     public = load_private_key(private_key_pem).public_key()
     return public.public_bytes(

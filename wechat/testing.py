@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.test import Client
@@ -34,24 +33,15 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 from tenants.credentials import PayCredentials
+from wechat.payv3 import generate_private_key_pem, public_key_pem_of
+
+__all__ = ["generate_private_key_pem", "make_pay_credentials", "public_key_pem", "sandbox_transport"]
 
 # --- keys -----------------------------------------------------------------------------------------
 
 
-def generate_private_key_pem(bits: int = 2048) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def public_key_pem(private_key_pem: str) -> str:
-    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return public_key_pem_of(private_key_pem)
 
 
 def self_signed_cert_pem(private_key_pem: str, serial_hex: str, common_name: str = "Tenpay.com Root CA") -> str:
