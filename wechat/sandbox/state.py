@@ -80,8 +80,12 @@ def stable_token(appid: str, force_refresh: bool) -> tuple[str, int]:
 
 
 def revoke_token(token: str) -> None:
-    """Make a token invalid now (tests use this to provoke 40001)."""
+    """Invalidate a token now, as another party's force_refresh would (provokes 40001)."""
+    appid = token_appid(token)
     cache.delete(key("token", digest(token)))
+    current = cache.get(key("stable", appid)) if appid else None
+    if current and current["token"] == token:
+        cache.delete(key("stable", appid))
 
 
 # --- subscribe messages -------------------------------------------------------------------------------
