@@ -301,3 +301,33 @@ def test_platform_key_is_created_once_and_shared(sandbox, sandbox_dir):
     assert (sandbox_dir / ".gitignore").read_text() == "*\n"
     assert first.public_key_id == "PUB_KEY_ID_0110000000000000000000000000SANDBOX"
     assert public_key_pem(first.private_pem) == first.public_pem
+
+
+def test_trade_bill_lists_the_days_payments_and_refunds(pay_client, notify_url, merchant):
+    for no, total in (("JZ20240608000001", 1200), ("JZ20240608000002", 800)):
+        _prepay(pay_client, notify_url, out_trade_no=no, total=total)
+        sandbox_pay.simulate_payment(merchant.creds.mchid, no)
+    pay_client.refund("JZ20240608000001", "RF20240608000001", 500, 1200)
+    sandbox_pay.simulate_refund(merchant.creds.mchid, "RF20240608000001")
+    today = datetime.now(payv3.BEIJING).date()
+    meta = pay_client.trade_bill(today)
+    assert meta["hash_type"] == "SHA1"
+    assert meta["download_url"].startswith("http://testserver/sandbox/wechat/pay/v3/billdownload/file?token=")
+    lines = pay_client.download_bill(meta["download_url"], expected_sha1=meta["hash_value"]).decode().splitlines()
+    assert lines[0].startswith("交易时间,公众账号ID,商户号")
+    rows = [line.split(",") for line in lines[1:-2]]
+    assert [(r[6], r[9], r[12], r[16]) for r in rows] == [
+        ("`JZ20240608000001", "`SUCCESS", "`12.00", "`0.00"),
+        ("`JZ20240608000002", "`SUCCESS", "`8.00", "`0.00"),
+        ("`JZ20240608000001", "`REFUND", "`0.00", "`5.00"),
+    ]
+    assert lines[-2].startswith("总交易单数")
+    assert lines[-1].split(",")[:3] == ["`3", "`20.00", "`5.00"]
+    with pytest.raises(WeChatUnavailable, match="hash_value"):
+        pay_client.download_bill(meta["download_url"], expected_sha1="0" * 40)
+
+
+def test_trade_bill_for_a_quiet_day(pay_client):
+    with pytest.raises(WeChatPayError) as err:
+        pay_client.trade_bill("2020-01-01")
+    assert (err.value.status, err.value.code) == (400, "NO_STATEMENT_EXIST")

@@ -22,7 +22,7 @@ from tenants.credentials import PayCredentials
 from wechat.notify import beijing_now_rfc3339, build_signed_notification, sign_notification_body
 from wechat.payv3 import BEIJING
 
-from . import state
+from . import bill, state
 from .platform import platform_key
 from .signing import SandboxPayError
 
@@ -376,6 +376,7 @@ def simulate_payment(mchid: str, out_trade_no: str) -> tuple[dict[str, Any], Not
             success_time=beijing_now_rfc3339(),
         )
         state.save(TXID, mchid, txn["transaction_id"], out_trade_no)
+        bill.remember(mchid, TXN, out_trade_no)
     if txn["notify_body"]:
         attempt = _resend(txn["notify_url"], txn["notify_body"].encode())
     else:
@@ -409,6 +410,7 @@ def _apply_refund_status(refund: dict[str, Any], status: str) -> None:
     if status == "SUCCESS":
         refund["success_time"] = beijing_now_rfc3339()
         txn["trade_state"] = "REFUND"
+        bill.remember(refund["mchid"], REFUND, refund["out_refund_no"])
     elif status == "CLOSED":
         txn["refund_reserved"] -= refund["refund"]
     state.save(TXN, refund["mchid"], refund["out_trade_no"], txn)

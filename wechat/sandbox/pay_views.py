@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants.credentials import PayCredentials
 
-from . import pay
+from . import bill, pay
 from .signing import SandboxPayError, authenticate, signed_response
 
 PayView = Callable[..., HttpResponse]
@@ -88,6 +91,38 @@ def refund(request: HttpRequest, creds: PayCredentials) -> dict[str, Any]:
 @merchant_signed
 def query_refund(request: HttpRequest, creds: PayCredentials, out_refund_no: str) -> dict[str, Any]:
     return pay.refund_view(pay.get_refund(creds.mchid, out_refund_no))
+
+
+BILL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@require_GET
+@merchant_signed
+def trade_bill(request: HttpRequest, creds: PayCredentials) -> dict[str, Any]:
+    bill_date = request.GET.get("bill_date", "")
+    bill_type = request.GET.get("bill_type", "ALL")
+    if not BILL_DATE.fullmatch(bill_date) or bill_type not in ("ALL", "SUCCESS", "REFUND"):
+        raise SandboxPayError(400, "PARAM_ERROR", "bill_date 需为 YYYY-MM-DD，bill_type 需为 ALL/SUCCESS/REFUND")
+    csv_text = bill.build_bill(creds.mchid, bill_date, bill_type)
+    if csv_text is None:
+        raise SandboxPayError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
+    token, sha1 = bill.publish(creds.mchid, csv_text, gzipped=request.GET.get("tar_type") == "GZIP")
+    download_url = f"{settings.WECHATPAY_API_BASE}/v3/billdownload/file?{urlencode({'token': token})}"
+    return {"hash_type": "SHA1", "hash_value": sha1, "download_url": download_url}
+
+
+@csrf_exempt
+@require_GET
+def bill_download(request: HttpRequest) -> HttpResponse:
+    """The file itself: merchant-signed request, unsigned answer (as WeChat does)."""
+    try:
+        creds = authenticate(request)
+    except SandboxPayError as exc:
+        return signed_response(exc.status, exc.payload())
+    data = bill.fetch(creds.mchid, request.GET.get("token", ""))
+    if data is None:
+        return signed_response(404, {"code": "RESOURCE_NOT_EXISTS", "message": "账单文件不存在或已过期"})
+    return HttpResponse(data, content_type="application/octet-stream")
 
 
 # --- sandbox-only simulation (unsigned, like a test console) -----------------------------------------
