@@ -19,6 +19,7 @@ import secrets
 import string
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -383,6 +384,39 @@ class PayV3Client:
 
     def query_refund(self, out_refund_no: str) -> dict[str, Any]:
         return self._call("GET", f"/v3/refund/domestic/refunds/{_segment(out_refund_no)}")
+
+    # platform certificates
+
+    def certificates(self) -> dict[str, str]:
+        """Download the platform certificates (serial -> PEM) for a merchant in certificate mode.
+
+        Each certificate is AEAD-encrypted with our APIv3 key, which proves it comes from WeChat;
+        the answer's signature is then checked with the certificates it carries. Merchants that
+        joined after ~2024-09 get a 5xx here: they are in public-key mode only.
+        """
+        path = "/v3/certificates"
+        response = self._send("GET", self.base_url + path, urlsplit(self.base_url).path + path, "")
+        if not 200 <= response.status_code < 300:
+            self._raise_for_error(response)
+        try:
+            items = json.loads(response.content)["data"]
+            certs = {
+                str(item["serial_no"]): aesgcm_decrypt(
+                    self.creds.apiv3_key,
+                    item["encrypt_certificate"]["nonce"],
+                    item["encrypt_certificate"]["associated_data"],
+                    item["encrypt_certificate"]["ciphertext"],
+                ).decode()
+                for item in items
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WeChatUnavailable("unreadable /v3/certificates answer") from exc
+        known = replace(self.creds, platform_certs={**self.creds.platform_certs, **certs})
+        try:
+            check_signed_headers(response.headers, response.content, known)
+        except NotifySignatureError as exc:
+            raise WeChatUnavailable(f"unverifiable WeChat Pay answer ({exc.reason_code})") from exc
+        return certs
 
     # bills
 

@@ -13,7 +13,6 @@ notify views — all inside the test's database transaction. A fixture is three 
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,9 +22,6 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.test import Client
 from requests.adapters import HTTPAdapter
@@ -34,32 +30,21 @@ from requests.utils import get_encoding_from_headers
 
 from tenants.credentials import PayCredentials
 from wechat.payv3 import generate_private_key_pem, public_key_pem_of
+from wechat.sandbox.platform import self_signed_cert_pem
 
-__all__ = ["generate_private_key_pem", "make_pay_credentials", "public_key_pem", "sandbox_transport"]
+__all__ = [
+    "generate_private_key_pem",
+    "make_pay_credentials",
+    "public_key_pem",
+    "sandbox_transport",
+    "self_signed_cert_pem",
+]
 
 # --- keys -----------------------------------------------------------------------------------------
 
 
 def public_key_pem(private_key_pem: str) -> str:
     return public_key_pem_of(private_key_pem)
-
-
-def self_signed_cert_pem(private_key_pem: str, serial_hex: str, common_name: str = "Tenpay.com Root CA") -> str:
-    """A stand-in platform certificate whose serial number is ``serial_hex``."""
-    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(int(serial_hex, 16))
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.wechat import urls as test_urls
 from wechat import payv3
@@ -13,7 +14,7 @@ from wechat.errors import WeChatPayError, WeChatUnavailable
 from wechat.payv3 import PayV3Client, build_authorization
 from wechat.sandbox import pay as sandbox_pay
 from wechat.sandbox import signing
-from wechat.sandbox.platform import PUBLIC_KEY_ID, _platform_key, platform_key
+from wechat.sandbox.platform import CERT_SERIAL, PUBLIC_KEY_ID, _platform_key, platform_key
 from wechat.testing import generate_private_key_pem, public_key_pem
 
 OPENID = "oAlice000000000000000000000"
@@ -136,11 +137,17 @@ def test_missing_authorization_and_unknown_merchant(client, merchant):
 def test_every_answer_is_signed_by_the_sandbox_platform_key(client, merchant):
     response = _raw_post(client, merchant, "{}")
     assert response.status_code == 400
-    assert response["Wechatpay-Serial"] == PUBLIC_KEY_ID
+    # Without a PUB_KEY_ID_ in Wechatpay-Serial the merchant is answered in certificate mode.
+    assert response["Wechatpay-Serial"] == CERT_SERIAL
     assert payv3.verify_wechatpay_signature(
         platform_key().public_pem, response["Wechatpay-Timestamp"], response["Wechatpay-Nonce"],
         response.content, response["Wechatpay-Signature"],
     )
+    asked = client.post(
+        "/sandbox/wechat/pay/v3/pay/transactions/jsapi", "{}", content_type="application/json",
+        HTTP_WECHATPAY_SERIAL=PUBLIC_KEY_ID,
+    )
+    assert asked["Wechatpay-Serial"] == PUBLIC_KEY_ID
 
 
 def test_answers_that_do_not_verify_are_unavailable(merchant, transport, notify_url):
@@ -331,3 +338,27 @@ def test_trade_bill_for_a_quiet_day(pay_client):
     with pytest.raises(WeChatPayError) as err:
         pay_client.trade_bill("2020-01-01")
     assert (err.value.status, err.value.code) == (400, "NO_STATEMENT_EXIST")
+
+
+def test_a_certificate_mode_merchant_end_to_end(merchant, transport, monkeypatch, notify_url):
+    """Fetch the platform certificate, then pay and get notified, all in certificate mode."""
+    bootstrap = replace(merchant.creds, public_key_pem="", public_key_id="", platform_certs={})
+    certs = PayV3Client(bootstrap).certificates()
+    assert list(certs) == [CERT_SERIAL]
+    assert public_key_pem(platform_key().private_pem) == payv3.load_public_key(certs[CERT_SERIAL]).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    cert_mode = replace(bootstrap, platform_certs=certs)
+    monkeypatch.setattr("tenants.resolvers.pay_credentials_by_mchid", {cert_mode.mchid: cert_mode}.get)
+    test_urls.ACCOUNTS[cert_mode.notify_token] = cert_mode
+    client = PayV3Client(cert_mode)
+    _prepay(client, notify_url)
+    sandbox_pay.simulate_payment(cert_mode.mchid, "JZ20240608000001")
+    assert test_urls.RECEIVED[-1].serial == CERT_SERIAL
+    assert client.query_by_out_trade_no("JZ20240608000001")["trade_state"] == "SUCCESS"
+
+
+def test_certificates_with_the_wrong_apiv3_key_are_refused(merchant, transport):
+    wrong = replace(merchant.creds, apiv3_key="x" * 32)
+    with pytest.raises(WeChatUnavailable):
+        PayV3Client(wrong).certificates()

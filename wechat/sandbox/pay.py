@@ -24,7 +24,7 @@ from wechat.payv3 import BEIJING
 
 from . import bill, state
 from .platform import platform_key
-from .signing import SandboxPayError
+from .signing import SandboxPayError, notify_serial
 
 logger = logging.getLogger(__name__)
 
@@ -348,16 +348,18 @@ def send_notify(
     creds = resolvers.pay_credentials_by_mchid(mchid)
     if creds is None:
         raise SandboxPayError(400, "MCH_NOT_EXISTS", "商户号不存在")
-    key = platform_key()
     headers, body = build_signed_notification(
-        key.private_pem, key.public_key_id, creds.apiv3_key, event_type, resource, original_type
+        platform_key().private_pem, notify_serial(creds), creds.apiv3_key, event_type, resource, original_type
     )
     return post_notification(notify_url, headers, body), body
 
 
-def _resend(url: str, body: bytes) -> NotifyAttempt:
-    key = platform_key()
-    return post_notification(url, sign_notification_body(key.private_pem, key.public_key_id, body), body)
+def _resend(mchid: str, url: str, body: bytes) -> NotifyAttempt:
+    creds = resolvers.pay_credentials_by_mchid(mchid)
+    if creds is None:
+        raise SandboxPayError(400, "MCH_NOT_EXISTS", "商户号不存在")
+    headers = sign_notification_body(platform_key().private_pem, notify_serial(creds), body)
+    return post_notification(url, headers, body)
 
 
 def _remember(record: dict[str, Any], attempt: NotifyAttempt) -> None:
@@ -378,7 +380,7 @@ def simulate_payment(mchid: str, out_trade_no: str) -> tuple[dict[str, Any], Not
         state.save(TXID, mchid, txn["transaction_id"], out_trade_no)
         bill.remember(mchid, TXN, out_trade_no)
     if txn["notify_body"]:
-        attempt = _resend(txn["notify_url"], txn["notify_body"].encode())
+        attempt = _resend(mchid, txn["notify_url"], txn["notify_body"].encode())
     else:
         attempt, body = send_notify(mchid, txn["notify_url"], "TRANSACTION.SUCCESS", paid_resource(txn), "transaction")
         txn["notify_body"] = body.decode()

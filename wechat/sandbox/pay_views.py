@@ -9,15 +9,18 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from cryptography import x509
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants.credentials import PayCredentials
+from wechat.payv3 import BEIJING, aesgcm_encrypt, make_nonce
 
 from . import bill, pay
-from .signing import SandboxPayError, authenticate, signed_response
+from .platform import platform_key
+from .signing import SandboxPayError, answer_serial, authenticate, signed_response
 
 PayView = Callable[..., HttpResponse]
 
@@ -38,12 +41,13 @@ def merchant_signed(view: Callable[..., dict[str, Any] | None]) -> PayView:
     @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        serial = answer_serial(request)
         try:
             creds = authenticate(request)
             payload = view(request, creds, *args, **kwargs)
         except SandboxPayError as exc:
-            return signed_response(exc.status, exc.payload())
-        return signed_response(204 if payload is None else 200, payload)
+            return signed_response(exc.status, exc.payload(), serial)
+        return signed_response(204 if payload is None else 200, payload, serial)
 
     return wrapper
 
@@ -93,6 +97,29 @@ def query_refund(request: HttpRequest, creds: PayCredentials, out_refund_no: str
     return pay.refund_view(pay.get_refund(creds.mchid, out_refund_no))
 
 
+@require_GET
+@merchant_signed
+def certificates(request: HttpRequest, creds: PayCredentials) -> dict[str, Any]:
+    key = platform_key()
+    cert = x509.load_pem_x509_certificate(key.cert_pem.encode())
+    nonce = make_nonce(12)
+    return {
+        "data": [
+            {
+                "serial_no": key.cert_serial,
+                "effective_time": cert.not_valid_before_utc.astimezone(BEIJING).isoformat(timespec="seconds"),
+                "expire_time": cert.not_valid_after_utc.astimezone(BEIJING).isoformat(timespec="seconds"),
+                "encrypt_certificate": {
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "nonce": nonce,
+                    "associated_data": "certificate",
+                    "ciphertext": aesgcm_encrypt(creds.apiv3_key, nonce, "certificate", key.cert_pem.encode()),
+                },
+            }
+        ]
+    }
+
+
 BILL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -118,10 +145,12 @@ def bill_download(request: HttpRequest) -> HttpResponse:
     try:
         creds = authenticate(request)
     except SandboxPayError as exc:
-        return signed_response(exc.status, exc.payload())
+        return signed_response(exc.status, exc.payload(), answer_serial(request))
     data = bill.fetch(creds.mchid, request.GET.get("token", ""))
     if data is None:
-        return signed_response(404, {"code": "RESOURCE_NOT_EXISTS", "message": "账单文件不存在或已过期"})
+        return signed_response(
+            404, {"code": "RESOURCE_NOT_EXISTS", "message": "账单文件不存在或已过期"}, answer_serial(request)
+        )
     return HttpResponse(data, content_type="application/octet-stream")
 
 

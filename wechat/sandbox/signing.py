@@ -14,6 +14,7 @@ from tenants import resolvers
 from tenants.credentials import PayCredentials
 from wechat.payv3 import (
     MAX_CLOCK_SKEW_S,
+    PUBLIC_KEY_ID_PREFIX,
     SIGNATURE_SCHEME,
     make_nonce,
     parse_authorization,
@@ -92,7 +93,24 @@ def authenticate(request: HttpRequest) -> PayCredentials:
     return creds
 
 
-def signed_response(status: int, payload: dict[str, Any] | None) -> HttpResponse:
+def answer_serial(request: HttpRequest) -> str:
+    """Public-key merchants name the key in ``Wechatpay-Serial``; others get the certificate's serial."""
+    key = platform_key()
+    asked = request.headers.get("Wechatpay-Serial", "")
+    return key.public_key_id if asked.startswith(PUBLIC_KEY_ID_PREFIX) else key.cert_serial
+
+
+def notify_serial(creds: PayCredentials) -> str:
+    """Sign notifications the way this merchant is configured to verify them."""
+    key = platform_key()
+    if creds.public_key_id == key.public_key_id:
+        return key.public_key_id
+    if any(serial.upper() == key.cert_serial for serial in creds.platform_certs):
+        return key.cert_serial
+    return key.public_key_id
+
+
+def signed_response(status: int, payload: dict[str, Any] | None, serial: str | None = None) -> HttpResponse:
     """An answer signed with the sandbox platform key, as every WeChat Pay answer is."""
     body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     key = platform_key()
@@ -104,6 +122,6 @@ def signed_response(status: int, payload: dict[str, Any] | None) -> HttpResponse
     response["Wechatpay-Timestamp"] = timestamp
     response["Wechatpay-Nonce"] = nonce
     response["Wechatpay-Signature"] = sign_response(key.private_pem, timestamp, nonce, body)
-    response["Wechatpay-Serial"] = key.public_key_id
+    response["Wechatpay-Serial"] = serial or key.public_key_id
     response["Wechatpay-Signature-Type"] = SIGNATURE_SCHEME
     return response

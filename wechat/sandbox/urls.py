@@ -29,6 +29,7 @@ urlpatterns = [
     path("pay/v3/pay/transactions/id/<str:transaction_id>", pay_views.query_by_transaction_id, name="pay_query_id"),
     path("pay/v3/refund/domestic/refunds", pay_views.refund, name="pay_refund"),
     path("pay/v3/refund/domestic/refunds/<str:out_refund_no>", pay_views.query_refund, name="pay_refund_query"),
+    path("pay/v3/certificates", pay_views.certificates, name="pay_certificates"),
     path("pay/v3/bill/tradebill", pay_views.trade_bill, name="pay_trade_bill"),
     path("pay/v3/billdownload/file", pay_views.bill_download, name="pay_bill_download"),
     path("pay/_simulate/pay", pay_views.simulate_pay, name="simulate_pay"),
