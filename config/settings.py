@@ -63,7 +63,7 @@ INSTALLED_APPS = [
     "campaigns",
     "payments",
     "wechat",
-    "django.contrib.admin",
+    "tenants.ops_site.OpsAdminConfig",  # django.contrib.admin, superusers only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
