@@ -59,7 +59,10 @@ def _json_call(method: str, path: str, *, params: dict[str, str] | None = None, 
         raise WeChatUnavailable("WeChat answered with something other than JSON") from exc
     if not isinstance(data, dict):
         raise WeChatUnavailable("WeChat answered with something other than an object")
-    errcode = int(data.get("errcode") or 0)
+    try:
+        errcode = int(data.get("errcode") or 0)
+    except (TypeError, ValueError) as exc:
+        raise WeChatUnavailable("WeChat answered with an unreadable errcode") from exc
     if errcode != 0:
         raise WeChatAPIError(errcode, str(data.get("errmsg", "")))
     return data

@@ -270,6 +270,9 @@ def check_signed_headers(
         # WeChat checks that we verify; an expected failure, so no warning and no body in the log.
         logger.info("WeChat Pay signature probe rejected (serial %s)", serial)
         raise NotifySignatureError("signature_probe", "signature probe")
+    signature_type = h.get("wechatpay-signature-type")
+    if signature_type and signature_type != SIGNATURE_SCHEME:
+        raise NotifySignatureError("bad_signature_type", f"unsupported signature type {signature_type}")
     if not timestamp.isdigit():
         raise NotifySignatureError("bad_timestamp", "Wechatpay-Timestamp is not unix seconds")
     current = time.time() if now is None else now

@@ -266,3 +266,17 @@ def test_refund_notification_round_trip(pay_keys):
     result = verify_notification(headers, body, pay_keys.creds)
     assert (result.event_type, result.summary, result.original_type) == ("REFUND.SUCCESS", "退款成功", "refund")
     assert result.resource == resource
+
+
+def test_unknown_signature_type_is_rejected(pay_keys):
+    headers, body = _notify(pay_keys)
+    headers["Wechatpay-Signature-Type"] = "WECHATPAY2-SM2-WITH-SM3"
+    with pytest.raises(NotifySignatureError) as err:
+        verify_notification(headers, body, pay_keys.creds)
+    assert err.value.reason_code == "bad_signature_type"
+
+
+def test_signature_type_header_is_optional(pay_keys):
+    headers, body = _notify(pay_keys)
+    del headers["Wechatpay-Signature-Type"]
+    assert verify_notification(headers, body, pay_keys.creds).resource == RESOURCE

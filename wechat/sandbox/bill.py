@@ -83,8 +83,9 @@ def build_bill(mchid: str, bill_date: str, bill_type: str = "ALL") -> str | None
                 rows.append(_payment_row(txn))
         elif kind == "refund" and bill_type in ("ALL", "REFUND"):
             refund = state.load("refund", mchid, ident)
-            if refund and refund["status"] == "SUCCESS" and _day(refund["success_time"]) == bill_date:
-                rows.append(_refund_row(refund, state.load("txn", mchid, refund["out_trade_no"])))
+            txn = state.load("txn", mchid, refund["out_trade_no"]) if refund else None
+            if txn and refund["status"] == "SUCCESS" and _day(refund["success_time"]) == bill_date:
+                rows.append(_refund_row(refund, txn))
     if not rows:
         return None
     paid = sum(r[1] for r in rows)

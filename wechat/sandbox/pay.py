@@ -65,6 +65,13 @@ def _require_fen(amount: Any, field: str) -> int:
     return value
 
 
+def _require_openid(payer: Any) -> str:
+    openid = payer.get("openid") if isinstance(payer, dict) else None
+    if not isinstance(openid, str) or not 1 <= len(openid) <= 128:
+        raise _param_error("/payer/openid", "payer.openid 不能为空")
+    return openid
+
+
 def _require_out_no(value: Any, field: str) -> str:
     if not isinstance(value, str) or not OUT_NO.fullmatch(value):
         raise _param_error(f"/{field}", f"{field} 需为6~32位数字、大小写字母或_-|*")
@@ -116,7 +123,7 @@ def create_jsapi(creds: PayCredentials, body: dict[str, Any]) -> dict[str, str]:
         "out_trade_no": _require_out_no(body.get("out_trade_no"), "out_trade_no"),
         "notify_url": _require_notify_url(body.get("notify_url")),
         "total": _require_fen(body.get("amount"), "total"),
-        "openid": _require_str(body.get("payer") if isinstance(body.get("payer"), dict) else {}, "openid", 128),
+        "openid": _require_openid(body.get("payer")),
         "attach": body.get("attach") if body.get("attach") is not None else "",
         "time_expire": _check_time_expire(body.get("time_expire")),
     }
