@@ -30,11 +30,13 @@ from requests.utils import get_encoding_from_headers
 
 from tenants.credentials import PayCredentials
 from wechat.payv3 import generate_private_key_pem, public_key_pem_of
-from wechat.sandbox.platform import self_signed_cert_pem
+from wechat.sandbox.platform import platform_key, self_signed_cert_pem
 
 __all__ = [
+    "PayKeys",
     "generate_private_key_pem",
     "make_pay_credentials",
+    "make_sandbox_pay_credentials",
     "public_key_pem",
     "sandbox_transport",
     "self_signed_cert_pem",
@@ -90,6 +92,12 @@ def make_pay_credentials(
     )
     serial = public_key_id if use_key else platform_serial
     return PayKeys(merchant, platform, creds, serial)
+
+
+def make_sandbox_pay_credentials(**kwargs: Any) -> PayKeys:
+    """Credentials in public-key mode with the sandbox's platform key, like the demo tenants'."""
+    key = platform_key()
+    return make_pay_credentials(platform_private_pem=key.private_pem, public_key_id=key.public_key_id, **kwargs)
 
 
 # --- in-process transport ---------------------------------------------------------------------------

@@ -4,8 +4,13 @@ import pytest
 
 from tenants.credentials import MiniProgramCredentials
 from tests.wechat import urls as test_urls
-from wechat.sandbox.platform import platform_key
-from wechat.testing import PayKeys, generate_private_key_pem, make_pay_credentials, sandbox_transport
+from wechat.testing import (
+    PayKeys,
+    generate_private_key_pem,
+    make_pay_credentials,
+    make_sandbox_pay_credentials,
+    sandbox_transport,
+)
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +84,7 @@ def transport(sandbox):
 @pytest.fixture
 def merchant(monkeypatch, sandbox, merchant_key_pem) -> PayKeys:
     """A merchant in public-key mode with the sandbox's platform key, as the demo tenants are."""
-    key = platform_key()
-    keys = make_pay_credentials(
-        appid=APPID,
-        merchant_private_pem=merchant_key_pem,
-        platform_private_pem=key.private_pem,
-        public_key_id=key.public_key_id,
-    )
+    keys = make_sandbox_pay_credentials(appid=APPID, merchant_private_pem=merchant_key_pem)
     accounts = {keys.creds.mchid: keys.creds}
     monkeypatch.setattr("tenants.resolvers.pay_credentials_by_mchid", accounts.get)
     test_urls.ACCOUNTS[keys.creds.notify_token] = keys.creds
