@@ -8,6 +8,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("console/", include("tenants.console_urls")),
+    path("console/<slug:tenant_slug>/members/", include("profiles.console_urls")),
+    path("console/<slug:tenant_slug>/catalog/", include("catalog.console_urls")),
     path("ops/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
