@@ -2,6 +2,11 @@
 
 from django.urls import include, path
 
+from catalog.api import ItemListView
+from profiles.authentication import MemberTokenAuthentication
+
 urlpatterns: list = [
     path("", include("profiles.api_urls")),
+    # catalog sits below profiles, so the member authentication is attached here.
+    path("items", ItemListView.as_view(authentication_classes=[MemberTokenAuthentication]), name="api-items"),
 ]
