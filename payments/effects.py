@@ -1,0 +1,70 @@
+"""What an order's payment or refund changes beyond the order, in the same transaction as the change.
+
+Everything here runs exactly once per transition because the transition itself happens once (the
+order row is locked and its state checked); the purchase event is also deduplicated by its id.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from payments import signals
+from payments.models import Order
+from profiles.models import Event
+
+
+def purchase_event_id(order: Order) -> str:
+    return f"order-paid:{order.out_trade_no}"
+
+
+def on_paid(order: Order) -> None:
+    lines = list(order.lines.all())
+    Event.objects.bulk_create(
+        [
+            Event(
+                event_id=purchase_event_id(order),
+                member_id=order.member_id,
+                kind=Event.Kind.PURCHASE,
+                item_id=lines[0].item_id if len(lines) == 1 else None,
+                amount_fen=order.payable_fen,
+                ts=order.paid_at,
+                props={
+                    "out_trade_no": order.out_trade_no,
+                    "items": [
+                        {"sku": line.sku, "qty": line.qty, "unit_price_fen": line.unit_price_fen,
+                         "amount_fen": line.amount_fen, "discount_fen": line.discount_fen}
+                        for line in lines
+                    ],
+                    "discount_fen": order.discount_fen,
+                    "coupon_id": order.coupon_id,
+                },
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    payload = {
+        "tenant_id": order.tenant_id,
+        "order_id": order.pk,
+        "out_trade_no": order.out_trade_no,
+        "member_id": order.member_id,
+        "payable_fen": order.payable_fen,
+        "coupon_id": order.coupon_id,
+    }
+    transaction.on_commit(lambda: signals.order_paid.send_robust(sender=Order, **payload))
+
+
+def on_refunded(order: Order, amount_fen: int) -> None:
+    payload = {
+        "tenant_id": order.tenant_id,
+        "order_id": order.pk,
+        "out_trade_no": order.out_trade_no,
+        "member_id": order.member_id,
+        "payable_fen": order.payable_fen,
+        "coupon_id": order.coupon_id,
+        "amount_fen": amount_fen,
+    }
+    transaction.on_commit(lambda: signals.order_refunded.send_robust(sender=Order, **payload))
+
+
+def on_closed(order: Order) -> None:
+    """An unpaid order closed: nothing held for it stays held."""
