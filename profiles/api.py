@@ -55,6 +55,10 @@ class RefreshView(APIView):
     authentication_classes: list = []
     throttle_classes = [LoginPerIPThrottle]
 
+    def get_authenticate_header(self, request) -> str:
+        # A refused refresh token is a 401 (sign in again), which DRF gives only with this header.
+        return 'Bearer realm="api"'
+
     @extend_schema(
         operation_id="auth_refresh",
         summary="Exchange a refresh token for a new token pair",
