@@ -1,0 +1,240 @@
+"""Claims and single grants: stock, per-member limit, states, channels, idempotency, isolation."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from campaigns import actions
+from campaigns.exceptions import CouponError, NotFound
+from campaigns.models import ClaimCounter, Coupon, CouponTemplate
+from tenants.context import tenant_context
+from tenants.models import AuditEvent
+from tests.campaigns.conftest import make_members, make_template
+from tests.fixtures import postgres_only
+
+pytestmark = pytest.mark.django_db
+
+
+def _state(tenant, template):
+    with tenant_context(tenant):
+        t = CouponTemplate.objects.get(pk=template.pk)
+        return t.issued, Coupon.objects.filter(template=t).count(), ClaimCounter.objects.filter(template=t).count()
+
+
+def test_claim_issues_a_coupon_valid_from_claim_for_the_set_days(tenant_a, members_a):
+    template = make_template(tenant_a, valid_days=7, start_delay_days=1)
+    now = timezone.now()
+    coupon = actions.claim_coupon(tenant_a, template.pk, members_a[0], now=now).coupon
+    assert coupon.state == Coupon.State.UNUSED
+    assert coupon.channel == "self_claim"
+    assert len(coupon.code) == 16
+    assert coupon.valid_from == now + timedelta(days=1)
+    assert coupon.valid_until == now + timedelta(days=8)
+    assert _state(tenant_a, template) == (1, 1, 1)
+
+
+def test_fixed_window_coupon_ends_with_the_window(tenant_a, members_a):
+    end = timezone.now() + timedelta(days=3)
+    template = make_template(tenant_a, valid_days=None, valid_until=end)
+    coupon = actions.claim_coupon(tenant_a, template.pk, members_a[0]).coupon
+    assert coupon.valid_until == end
+
+
+def test_stock_runs_out_and_a_refused_claim_leaves_nothing(tenant_a, members_a):
+    template = make_template(tenant_a, stock=2)
+    actions.claim_coupon(tenant_a, template.pk, members_a[0])
+    actions.claim_coupon(tenant_a, template.pk, members_a[1])
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, template.pk, members_a[2])
+    assert exc.value.code == "sold_out"
+    assert _state(tenant_a, template) == (2, 2, 2)
+
+
+def test_per_member_limit_counts_every_channel(tenant_a, members_a, owner_a):
+    template = make_template(tenant_a, per_member_limit=2)
+    alice = members_a[0]
+    actions.claim_coupon(tenant_a, template.pk, alice)
+    actions.grant_coupon(tenant_a, template.pk, alice, actor=owner_a, reason="补偿")
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, template.pk, alice)
+    assert exc.value.code == "limit_reached"
+    assert _state(tenant_a, template) == (2, 2, 1)
+    with tenant_context(tenant_a):
+        assert ClaimCounter.objects.get(template=template, member=alice).count == 2
+
+
+@pytest.mark.parametrize("state", ["draft", "paused", "ended"])
+def test_only_active_templates_can_be_claimed(tenant_a, members_a, state):
+    template = make_template(tenant_a, activate=False)
+    if state != "draft":
+        actions.set_template_state(tenant_a, template.pk, "active")
+        actions.set_template_state(tenant_a, template.pk, state)
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, template.pk, members_a[0])
+    assert exc.value.code == "not_active"
+    assert _state(tenant_a, template) == (0, 0, 0)
+
+
+def test_a_template_past_its_window_is_not_active(tenant_a, members_a):
+    template = make_template(tenant_a, valid_days=None, valid_until=timezone.now() + timedelta(days=1))
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, template.pk, members_a[0], now=timezone.now() + timedelta(days=2))
+    assert exc.value.code == "not_active"
+
+
+def test_channels_limit_who_may_issue(tenant_a, members_a, owner_a):
+    template = make_template(tenant_a, channels=["staff"])
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, template.pk, members_a[0])
+    assert exc.value.code == "channel_not_allowed"
+    coupon = actions.grant_coupon(tenant_a, template.pk, members_a[0], actor=owner_a, reason="生日")
+    assert coupon.channel == "staff" and coupon.granted_by == owner_a
+
+
+def test_idempotency_key_returns_the_same_coupon(tenant_a, members_a):
+    template = make_template(tenant_a, per_member_limit=5)
+    first = actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="k-1")
+    again = actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="k-1")
+    assert (first.created, again.created, again.coupon.pk) == (True, False, first.coupon.pk)
+    other = make_template(tenant_a, name="another")
+    with pytest.raises(CouponError) as exc:
+        actions.claim_coupon(tenant_a, other.pk, members_a[0], idempotency_key="k-1")
+    assert exc.value.code == "idempotency_conflict"
+    # The key is per member: Bob's "k-1" is his own claim.
+    assert actions.claim_coupon(tenant_a, template.pk, members_a[1], idempotency_key="k-1").created
+    assert _state(tenant_a, template)[:2] == (2, 2)
+
+
+def test_another_tenants_template_and_member_are_not_found(tenant_a, tenant_b, members_a, members_b):
+    template_b = make_template(tenant_b, name="same name")
+    with pytest.raises(NotFound):
+        actions.claim_coupon(tenant_a, template_b.pk, members_a[0])
+    template_a = make_template(tenant_a, name="same name")
+    with pytest.raises(NotFound):
+        actions.claim_coupon(tenant_a, template_a.pk, members_b[0])
+    assert _state(tenant_b, template_b) == (0, 0, 0)
+    assert _state(tenant_a, template_a) == (0, 0, 0)
+
+
+def test_staff_grant_is_audited_with_who_what_whom_why(tenant_a, members_a, owner_a):
+    template = make_template(tenant_a)
+    coupon = actions.grant_coupon(tenant_a, template.pk, members_a[1], actor=owner_a, reason="客诉补偿 #42")
+    with tenant_context(tenant_a):
+        event = AuditEvent.objects.get(action="coupon.granted")
+    assert event.actor == owner_a
+    assert event.target == f"member:{members_a[1].pk}"
+    assert event.details == {"openid": "o-bob", "template": template.pk, "coupon": coupon.code,
+                             "channel": "staff", "reason": "客诉补偿 #42"}
+
+
+def test_grant_needs_a_reason(tenant_a, members_a, owner_a):
+    from django.core.exceptions import ValidationError
+
+    template = make_template(tenant_a)
+    with pytest.raises(ValidationError):
+        actions.grant_coupon(tenant_a, template.pk, members_a[0], actor=owner_a, reason=" ")
+    assert _state(tenant_a, template) == (0, 0, 0)
+
+
+def test_new_member_coupon_is_granted_once_after_the_member_is_created(
+        tenant_a, tenant_b, owner_a, django_capture_on_commit_callbacks):
+    welcome = make_template(tenant_a, name="新人券", kind="instant_off", threshold_fen=0, value=500)
+    actions.save_loyalty_settings(tenant_a, actor=owner_a, points_per_yuan=1, tier_basis="points",
+                                  new_member_template_id=welcome.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        (newcomer,) = make_members(tenant_a, ["o-new"])
+        (stranger,) = make_members(tenant_b, ["o-new"])
+    assert actions.grant_new_member_coupon(tenant_a, newcomer).pk  # again: the same coupon
+    with tenant_context(tenant_a):
+        assert list(Coupon.objects.values_list("member__openid", "channel")) == [("o-new", "new_member")]
+    with tenant_context(tenant_b):
+        assert not Coupon.objects.exists()
+
+
+# --- PostgreSQL: real concurrency ----------------------------------------------------------------
+
+def _in_threads(n, work):
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results.append(work(i))
+        except Exception as exc:  # collected and asserted on by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_32_threads_never_oversell_a_100_stock_template(tenant_a, tenant_b):
+    template = make_template(tenant_a, stock=100, per_member_limit=1)
+    members = make_members(tenant_a, [f"o-{i}" for i in range(160)])
+    make_members(tenant_b, ["o-0"])
+
+    def claim_five(i):
+        outcomes = []
+        for member in members[i * 5:(i + 1) * 5]:
+            try:
+                actions.claim_coupon(tenant_a, template.pk, member)
+                outcomes.append("ok")
+            except CouponError as exc:
+                outcomes.append(exc.code)
+        return outcomes
+
+    results, errors = _in_threads(32, claim_five)
+    assert errors == []
+    flat = [o for r in results for o in r]
+    assert flat.count("ok") == 100
+    assert flat.count("sold_out") == 60
+    issued, coupons, counters = _state(tenant_a, template)
+    assert (issued, coupons, counters) == (100, 100, 100)
+    with tenant_context(tenant_a):
+        assert Coupon.objects.values("member").distinct().count() == 100
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_8_parallel_claims_by_one_member_with_limit_1_issue_exactly_one(tenant_a):
+    template = make_template(tenant_a, stock=50, per_member_limit=1)
+    (alice,) = make_members(tenant_a, ["o-alice"])
+
+    def claim(i):
+        try:
+            return actions.claim_coupon(tenant_a, template.pk, alice).coupon.pk
+        except CouponError as exc:
+            return exc.code
+
+    results, errors = _in_threads(8, claim)
+    assert errors == []
+    assert results.count("limit_reached") == 7
+    assert _state(tenant_a, template) == (1, 1, 1)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_8_parallel_retries_with_one_idempotency_key_issue_one_coupon(tenant_a):
+    template = make_template(tenant_a, stock=50, per_member_limit=3)
+    (alice,) = make_members(tenant_a, ["o-alice"])
+
+    def claim(i):
+        return actions.claim_coupon(tenant_a, template.pk, alice, idempotency_key="tap-1").coupon.pk
+
+    results, errors = _in_threads(8, claim)
+    assert errors == []
+    assert len(set(results)) == 1 and len(results) == 8
+    assert _state(tenant_a, template) == (1, 1, 1)
