@@ -15,6 +15,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
 
 from profiles import queries, tokens
 from profiles.models import Member
@@ -93,10 +94,18 @@ class MemberTokenScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")  # noqa: S106 - a scheme name
 
 
+class IsMember(BasePermission):
+    """Only a member token gets in (DRF then answers 401, as the authenticator names a scheme)."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, MemberAuth)
+
+
 class MemberAPIView(TenantAPIView):
     """A Mini Program endpoint for a signed-in member: ``request.member`` inside ``request.tenant``."""
 
     authentication_classes = [MemberTokenAuthentication]
+    permission_classes = [IsMember]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -125,7 +125,7 @@ class EventSerializer(serializers.Serializer):
     event_id = serializers.CharField(min_length=1, max_length=ingest.MAX_EVENT_ID,
                                      help_text="Client-made id; an id seen before counts as a duplicate.")
     kind = serializers.ChoiceField(choices=sorted(ingest.KINDS))
-    sku = serializers.CharField(required=False, max_length=ingest.MAX_SKU,
+    sku = serializers.CharField(required=False, min_length=1, max_length=ingest.MAX_SKU,
                                 help_text="An item of the catalogue (active or not).")
     ts = TimestampField(help_text="ISO 8601 with an offset, or epoch milliseconds (an integer). "
                                          "At most 5 minutes ahead, at most 30 days old.")
@@ -135,7 +135,7 @@ class EventSerializer(serializers.Serializer):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, max_length=ingest.MAX_EVENTS)
+    events = serializers.ListField(child=EventSerializer(), max_length=ingest.MAX_EVENTS)
 
 
 class RejectionSerializer(serializers.Serializer):
