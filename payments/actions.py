@@ -18,6 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from campaigns import actions as coupon_actions
+from campaigns import pricing
+from campaigns import queries as coupon_queries
+from campaigns.exceptions import CouponError
+from campaigns.exceptions import NotFound as CouponNotFound
+from campaigns.models import Coupon
 from catalog.models import Item
 from payments import effects, gateway, states
 from payments.exceptions import PaymentsError
@@ -97,16 +103,15 @@ def create_order(tenant: Tenant, member: Member, *, client_order_id: str, lines:
     with tenant_context(tenant):
         existing = Order.objects.filter(member=member, client_order_id=client_order_id).first()
         if existing is not None:
-            return _replay(existing, wanted), False
+            return _replay(existing, wanted, coupon), False
         items = {item.sku: item for item in Item.objects.filter(sku__in=[sku for sku, _ in wanted], active=True)}
         missing = [sku for sku, _ in wanted if sku not in items]
         if missing:
             raise PaymentsError("unknown_sku", skus=missing)
         priced = [PricedLine(items[sku], qty) for sku, qty in wanted]
         subtotal = sum(line.amount_fen for line in priced)
-        if coupon:
-            raise PaymentsError("coupon_not_applicable", reason="coupons_not_available")
-        discount = 0
+        held = _coupon_for(member, coupon, priced) if coupon not in (None, "") else None
+        discount = sum(line.discount_fen for line in priced)
         names = [line.item.name for line in priced]
         description = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件"
         now = timezone.now()
@@ -123,7 +128,14 @@ def create_order(tenant: Tenant, member: Member, *, client_order_id: str, lines:
             existing = Order.objects.filter(member=member, client_order_id=client_order_id).first()
             if existing is None:
                 raise
-            return _replay(existing, wanted), False
+            return _replay(existing, wanted, coupon), False
+        if held is not None:
+            try:
+                coupon_actions.lock_coupon(tenant, held, order.out_trade_no, discount_fen=discount)
+            except CouponError as exc:
+                raise PaymentsError("coupon_not_applicable", reason=exc.code) from exc
+            order.coupon = held
+            order.save(update_fields=["coupon"])
         OrderLine.objects.bulk_create([
             OrderLine(order=order, item=line.item, sku=line.item.sku, name=line.item.name,
                       category_id=line.item.category_id, unit_price_fen=line.item.price_fen, qty=line.qty,
@@ -135,8 +147,28 @@ def create_order(tenant: Tenant, member: Member, *, client_order_id: str, lines:
     return order, True
 
 
-def _replay(existing: Order, wanted: list[tuple[str, int]]) -> Order:
-    if not _same_request(existing, wanted):
+def _coupon_for(member: Member, coupon: str | int, priced: list[PricedLine]) -> Coupon:
+    """The member's coupon (by id or code) if it applies to these lines; spreads its discount over them."""
+    try:
+        if isinstance(coupon, int) and not isinstance(coupon, bool):
+            held = coupon_queries.get_coupon(coupon, member=member)
+        elif isinstance(coupon, str):
+            held = coupon_queries.get_coupon_by_code(coupon, member=member)
+        else:
+            raise PaymentsError("coupon_not_applicable", reason="not_found")
+    except CouponNotFound:
+        raise PaymentsError("coupon_not_applicable", reason="not_found") from None
+    lines = [pricing.Line(p.item.pk, p.item.category_id, p.qty, p.item.price_fen) for p in priced]
+    quote = coupon_queries.quote_coupon(held, lines)
+    if not quote.applies:
+        raise PaymentsError("coupon_not_applicable", reason=quote.reason)
+    for line, share in zip(priced, quote.allocations, strict=True):
+        line.discount_fen = share
+    return held
+
+
+def _replay(existing: Order, wanted: list[tuple[str, int]], coupon: str | int | None) -> Order:
+    if not _same_request(existing, wanted) or (coupon in (None, "")) != (existing.coupon_id is None):
         raise PaymentsError("idempotency_conflict", out_trade_no=existing.out_trade_no)
     return existing
 
@@ -272,7 +304,7 @@ def settle_refund(tenant: Tenant, result: RefundResult, *, creds: PayCredentials
             refund.save(update_fields=["state", "refund_id", "succeeded_at", "updated_at"])
             states.refund(order, amount_fen=refund.amount_fen, out_refund_no=refund.out_refund_no,
                           actor=refund.requested_by)
-            effects.on_refunded(order, refund.amount_fen)
+            effects.on_refunded(order, refund.amount_fen, refund.out_refund_no)
             return Settlement(Outcome.APPLIED, "", order)
         if result.status == "CLOSED":
             refund.state = Refund.State.CLOSED

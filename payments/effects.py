@@ -6,11 +6,17 @@ order row is locked and its state checked); the purchase event is also deduplica
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 
+from campaigns import actions as campaign_actions
+from campaigns.exceptions import CouponError
 from payments import signals
 from payments.models import Order
 from profiles.models import Event
+
+logger = logging.getLogger("jingzhun.payments")
 
 
 def purchase_event_id(order: Order) -> str:
@@ -18,6 +24,17 @@ def purchase_event_id(order: Order) -> str:
 
 
 def on_paid(order: Order) -> None:
+    tenant = order.tenant
+    if order.coupon_id is not None:
+        try:
+            campaign_actions.consume_coupon(tenant, order.coupon_id, order.out_trade_no,
+                                            discount_fen=order.discount_fen)
+        except CouponError as exc:
+            # The money is in: the payment stands, and a person looks at the coupon.
+            logger.warning("order %s paid but its coupon could not be consumed: %s", order.out_trade_no, exc.code)
+            order.needs_attention = True
+            order.save(update_fields=["needs_attention", "updated_at"])
+    campaign_actions.earn_for_order(tenant, order.member, order_ref=order.out_trade_no, paid_fen=order.payable_fen)
     lines = list(order.lines.all())
     Event.objects.bulk_create(
         [
@@ -53,7 +70,10 @@ def on_paid(order: Order) -> None:
     transaction.on_commit(lambda: signals.order_paid.send_robust(sender=Order, **payload))
 
 
-def on_refunded(order: Order, amount_fen: int) -> None:
+def on_refunded(order: Order, amount_fen: int, out_refund_no: str) -> None:
+    """Points the refunded part earned go back; a used coupon stays used (it is not money)."""
+    campaign_actions.reverse_for_refund(order.tenant, order.member, refund_ref=out_refund_no,
+                                        order_ref=order.out_trade_no, refunded_fen=amount_fen)
     payload = {
         "tenant_id": order.tenant_id,
         "order_id": order.pk,
@@ -68,3 +88,5 @@ def on_refunded(order: Order, amount_fen: int) -> None:
 
 def on_closed(order: Order) -> None:
     """An unpaid order closed: nothing held for it stays held."""
+    if order.coupon_id is not None:
+        campaign_actions.release_coupon(order.tenant, order.coupon_id, order.out_trade_no)
