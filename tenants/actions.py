@@ -18,6 +18,8 @@ from tenants.pay_material import validate_pay_material
 APPID_RE = re.compile(r"^wx[0-9a-zA-Z]{14,30}$")
 MCHID_RE = re.compile(r"^\d{8,12}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+# The console serves /console/<slug>/ beside these pages of its own; a tenant may not shadow one.
+RESERVED_SLUGS = frozenset({"login", "logout"})
 
 
 def audit(tenant: Tenant, action: str, *, actor=None, target: str = "", **details) -> None:
@@ -40,6 +42,8 @@ def create_tenant(*, slug: str, name: str, appid: str | None = None, app_secret:
     name = (name or "").strip()
     if not SLUG_RE.match(slug):
         raise ValidationError(_("标识只能包含小写字母、数字和连字符（1–50 个字符）。"), code="bad_slug")
+    if slug in RESERVED_SLUGS:
+        raise ValidationError(_("标识 %(slug)s 是保留字，请换一个。") % {"slug": slug}, code="slug_reserved")
     if not name:
         raise ValidationError(_("请填写商户名称。"), code="name_required")
     if Tenant.objects.filter(slug=slug).exists():
@@ -126,6 +130,21 @@ def set_pay_account(tenant: Tenant, *, mchid: str, actor=None, **fields) -> PayA
     )
     account.save()
     audit(tenant, "credentials.pay_updated", actor=actor, target=mchid, fields=changed)
+    return account
+
+
+@transaction.atomic
+def remove_platform_cert(tenant: Tenant, serial: str, *, actor=None) -> PayAccount:
+    """Drop one platform certificate (e.g. an expired one) from the tenant's Pay account."""
+    account = PayAccount.objects.select_for_update().filter(tenant=tenant).first()
+    certs = dict(account.platform_certs or {}) if account else {}
+    match = next((s for s in certs if s.upper() == (serial or "").strip().upper()), None)
+    if match is None:
+        raise ValidationError(_("没有序列号为 %(s)s 的平台证书。") % {"s": serial}, code="unknown_certificate")
+    del certs[match]
+    account.platform_certs = certs
+    account.save(update_fields=["platform_certs", "updated_at"])
+    audit(tenant, "credentials.platform_cert_removed", actor=actor, target=account.mchid, serial=match)
     return account
 
 
