@@ -18,7 +18,9 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self) -> None:
-        from campaigns import signals
+        from campaigns import privacy, signals
+
+        privacy.register()
 
         # Each app contributes its own beat entries; the monthly job is idempotent per tier and month.
         for name, entry in BEAT.items():
