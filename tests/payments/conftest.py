@@ -99,12 +99,13 @@ class Shop:
         return {k: v for k, v in headers.items() if k != "Content-Type"}, body
 
 
-def make_shop(tenant, letter: str, appid: str, platform_pem: str, merchant_pem: str) -> Shop:
+def make_shop(tenant, letter: str, appid: str, platform_pem: str, merchant_pem: str,
+              public_key_id: str = PUBLIC_KEY_ID) -> Shop:
     mchid = "19000000" + ("01" if letter == "a" else "02")
     tenant_actions.set_pay_account(
         tenant, mchid=mchid, apiv3_key=APIV3_KEY, merchant_private_key=merchant_pem,
         merchant_cert_serial="3775B6A45ACD588826D15E583A95F5DD0000000" + ("1" if letter == "a" else "2"),
-        public_key_pem=public_key_pem(platform_pem), public_key_id=PUBLIC_KEY_ID,
+        public_key_pem=public_key_pem(platform_pem), public_key_id=public_key_id,
         platform_certs={CERT_SERIAL: self_signed_cert_pem(platform_pem, CERT_SERIAL)}, v2_key=V2_KEY,
     )
     with tenant_context(tenant):
@@ -132,3 +133,40 @@ def post_notify(client, shop: Shop, headers: dict[str, str], body: bytes, versio
 def reload(shop: Shop, order: Order) -> Order:
     with tenant_context(shop.tenant):
         return Order.objects.get(pk=order.pk)
+
+
+def auth(member: Member) -> dict[str, str]:
+    from profiles import tokens
+
+    return {"HTTP_AUTHORIZATION": f"Bearer {tokens.issue(member.tenant_id, member.pk, tokens.ACCESS)}"}
+
+
+@pytest.fixture
+def sandbox(settings, tmp_path):
+    """WeChat Pay is the in-process sandbox at http://testserver/sandbox/wechat/pay; its notifies reach us."""
+    from wechat.testing import sandbox_transport
+
+    settings.ROOT_URLCONF = "tests.payments.urls"
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    settings.WECHATPAY_API_BASE = "http://testserver/sandbox/wechat/pay"
+    settings.WECHAT_API_BASE = "http://testserver/sandbox/wechat"
+    settings.WECHAT_SANDBOX_DIR = str(tmp_path)
+    with sandbox_transport() as routed:
+        yield routed
+
+
+def _sandbox_shop(tenant, letter, appid, merchant_pem):
+    from wechat.sandbox.platform import platform_key
+
+    key = platform_key()
+    return make_shop(tenant, letter, appid, key.private_pem, merchant_pem, public_key_id=key.public_key_id)
+
+
+@pytest.fixture
+def paying_a(sandbox, tenant_a, merchant_pems) -> Shop:
+    return _sandbox_shop(tenant_a, "a", "wxa0000000000000a1", merchant_pems["a"])
+
+
+@pytest.fixture
+def paying_b(sandbox, tenant_b, merchant_pems) -> Shop:
+    return _sandbox_shop(tenant_b, "b", "wxb0000000000000b1", merchant_pems["b"])
