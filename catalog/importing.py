@@ -262,7 +262,7 @@ def _lock_catalogue(tenant: Tenant) -> None:
 def _update_items(tenant: Tenant, updates: list[tuple[int, ParsedRow]], category_ids: dict[str, int]) -> None:
     """One UPDATE … FROM (VALUES …) per batch: bulk_update's CASE chains are far slower at 100k rows."""
     table = connection.ops.quote_name(Item._meta.db_table)
-    now = timezone.now()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         for start in range(0, len(updates), BATCH):
             chunk = updates[start:start + BATCH]

@@ -5,7 +5,7 @@ from profiles import console_views as views
 app_name = "members"
 
 urlpatterns = [
-    path("", views.member_list, name="index"),
+    path("", views.member_index, name="index"),
     path("export.csv", views.member_export, name="export"),
     path("bulk-tag/", views.member_bulk_tag, name="bulk_tag"),
     path("<int:member_id>/", views.member_detail, name="detail"),

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from profiles import tagging
+from profiles import member_list, tagging
 from profiles.member_list import (
     SEARCH_MODES,
     BadCursor,
@@ -40,6 +40,7 @@ from tenants.actions import audit
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CURSOR_PARAMS = ("after", "before")
+EXPORT_CHUNK = 2000
 
 SORT_CHOICES = [
     ("-last_seen", gettext_lazy("最近访问（新→旧）")),
@@ -116,12 +117,12 @@ def _query_without_cursor(params: QueryDict) -> str:
 
 
 @require_GET
-def member_list(request):
+def member_index(request):
     form = _filter_form(request.GET)
     filters = form.filters()
     after, before = request.GET.get("after", ""), request.GET.get("before", "")
     try:
-        page = member_page(filters, after=after, before=before)
+        page = member_page(filters, after=after, before=before, size=member_list.PAGE_SIZE)
     except BadCursor:
         # A mangled or stale link: start over rather than guess a position.
         after = before = ""
@@ -170,7 +171,7 @@ def export_rows(tenant, filters: MemberFilters) -> Iterator[str]:
     """CSV text in chunks; each chunk re-enters the tenant (the request's context has closed by then)."""
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(EXPORT_HEADER)
-    for chunk in iter_members(tenant, filters, with_tags=True):
+    for chunk in iter_members(tenant, filters, chunk=EXPORT_CHUNK, with_tags=True):
         yield "".join(writer.writerow([
             m.pk, m.openid, _cell(m.nickname), m.phone_masked, _cell(m.tier), m.points, _cell("|".join(m.tag_names)),
             int(m.consent_marketing), int(m.consent_profiling), _time(m.first_seen_at), _time(m.last_seen_at),

@@ -103,7 +103,7 @@ def _search(q: str, mode: str) -> Q | None:
         return Q(openid=q)
     if mode == "nickname_contains":
         return Q(nickname__icontains=q)
-    return Q(nickname__startswith=q)
+    return Q(nickname__istartswith=q)
 
 
 def filtered_members(filters: MemberFilters) -> QuerySet[Member]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -108,16 +108,16 @@ def bulk_tag(tenant: Tenant, filters: MemberFilters, tag_id: int, *, actor=None)
     """
     with tenant_context(tenant), transaction.atomic():
         tag = get_tag(tag_id)
-        members = filtered_members(filters).order_by().values("pk")
+        members = filtered_members(filters).order_by().values(member_pk=F("pk"))
         select_sql, select_params = members.query.sql_with_params()
         table = connection.ops.quote_name(MemberTag._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (tenant_id, member_id, tag_id, created_at) "  # noqa: S608 - ORM-compiled
-                f"SELECT %s, m.id, %s, %s FROM ({select_sql}) AS m "
+                f"SELECT %s, m.member_pk, %s, %s FROM ({select_sql}) AS m "
                 # WHERE true: without it SQLite would read ON CONFLICT as a join constraint.
                 "WHERE true ON CONFLICT (tenant_id, member_id, tag_id) DO NOTHING",
-                [tenant.pk, tag.pk, timezone.now(), *select_params],
+                [tenant.pk, tag.pk, connection.ops.adapt_datetimefield_value(timezone.now()), *select_params],
             )
             added = cursor.rowcount
         audit(tenant, "members.bulk_tagged", actor=actor, target=tag.name, added=added,

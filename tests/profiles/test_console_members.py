@@ -1,0 +1,339 @@
+"""The member console: search, filters, keyset pages in exact order, member page, isolation."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from profiles import member_list
+from profiles.member_list import MemberFilters, member_page, phone_digest
+from profiles.models import ConsentEvent, Event, Member, MemberTag, Tag
+from profiles.timeline import TimelineEntry, register_source, unregister_source
+from tenants.context import tenant_context
+from tests.fixtures import make_staff
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now().replace(microsecond=0)
+DAY = datetime.timedelta(days=1)
+
+# (openid, nickname, last seen days ago or None, first seen days ago, points, tier, marketing, profiling, phone)
+PEOPLE = [
+    ("o_alice_00000000000000000001", "Alice", 1, 300, 50, "gold", True, True, "13800000001"),
+    ("o_bob_0000000000000000000002", "Bob", 3, 200, 500, "silver", False, True, "13900001234"),
+    ("o_carol_00000000000000000003", "Carol", 3, 100, 50, "gold", True, False, ""),
+    ("o_alina_00000000000000000004", "Alina", 10, 50, 0, "", True, True, "13700005678"),
+    ("o_dave_000000000000000000005", "Dave", None, 40, 900, "silver", False, False, ""),
+    ("o_erin_000000000000000000006", "Erin", 40, 30, 50, "gold", False, True, "13600001234"),
+    ("o_frank_00000000000000000007", "小明 Frank", None, 20, 10, "", True, True, ""),
+    ("o_grace_00000000000000000008", "=cmd|' /C calc'!A0", 2, 10, 70, "", True, True, ""),
+]
+
+
+def masked(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}" if phone else ""
+
+
+def make_people(tenant) -> dict[str, Member]:
+    """The same people (same openids, nicknames, phones) in any tenant: look-alikes across tenants."""
+    made = {}
+    with tenant_context(tenant):
+        for openid, nickname, seen, first, points, tier, marketing, profiling, phone in PEOPLE:
+            member = Member.objects.create(
+                openid=openid, nickname=nickname, points=points, tier=tier, consent_marketing=marketing,
+                consent_profiling=profiling, phone=phone, phone_masked=masked(phone),
+                phone_digest=phone_digest(phone) if phone else "",
+                last_seen_at=NOW - seen * DAY if seen is not None else None)
+            Member.objects.filter(pk=member.pk).update(first_seen_at=NOW - first * DAY)
+            member.refresh_from_db()
+            made[key_of(member)] = member
+    return made
+
+
+@pytest.fixture
+def people(tenant_a, tenant_b):
+    a = make_people(tenant_a)
+    b = make_people(tenant_b)
+    return a, b
+
+
+@pytest.fixture
+def console_a(owner_a):
+    client = Client()
+    client.force_login(owner_a)
+    return client
+
+
+def key_of(member: Member) -> str:
+    return member.openid.split("_")[1]
+
+
+def names(members) -> list[str]:
+    return [key_of(m) for m in members]
+
+
+def walk(tenant, filters: MemberFilters, size: int) -> list[list[str]]:
+    pages, after = [], ""
+    with tenant_context(tenant):
+        while True:
+            page = member_page(filters, after=after, size=size)
+            pages.append(names(page.members))
+            if not page.next_cursor:
+                return pages
+            after = page.next_cursor
+
+
+def expected_order(sort: str) -> list[str]:
+    key, desc = sort.lstrip("-"), sort.startswith("-")
+    index = {"last_seen": 2, "first_seen": 3, "points": 4}[key]
+    # Seen-ago columns run backwards in time: fewer days ago = later.
+    rows = [(p[index], n, p[0].split("_")[1]) for n, p in enumerate(PEOPLE)]
+    present = [r for r in rows if r[0] is not None]
+    absent = [r for r in rows if r[0] is None]
+    if key == "points":
+        present.sort(key=lambda r: (-r[0], r[1]) if desc else (r[0], -r[1]))
+    else:
+        present.sort(key=lambda r: (r[0], r[1]) if desc else (-r[0], -r[1]))
+    absent.sort(key=lambda r: r[1], reverse=not desc)
+    return [r[2] for r in present + absent]
+
+
+@pytest.mark.parametrize("sort", list(member_list.SORTS))
+@pytest.mark.parametrize("size", [1, 2, 3, 50])
+def test_pages_walk_the_whole_list_in_exact_order(people, tenant_a, sort, size):
+    pages = walk(tenant_a, MemberFilters(sort=sort), size)
+    expected = expected_order(sort)
+    assert list(itertools.chain(*pages)) == expected
+    assert all(len(p) == size for p in pages[:-1]) and 0 < len(pages[-1]) <= size
+
+
+def test_expected_order_ties_and_nulls_are_what_the_test_means():
+    # Bob and Carol were both seen 3 days ago; Dave and Frank never: ties break on id, NULLs last.
+    assert expected_order("-last_seen") == ["alice", "grace", "bob", "carol", "alina", "erin", "dave", "frank"]
+    assert expected_order("last_seen") == ["erin", "alina", "carol", "bob", "grace", "alice", "frank", "dave"]
+    assert expected_order("-points") == ["dave", "bob", "grace", "alice", "carol", "erin", "frank", "alina"]
+
+
+@pytest.mark.parametrize("sort", list(member_list.SORTS))
+def test_prev_cursor_walks_back_to_the_same_pages(people, tenant_a, sort):
+    filters = MemberFilters(sort=sort)
+    forward = []
+    after = ""
+    with tenant_context(tenant_a):
+        while True:
+            page = member_page(filters, after=after, size=3)
+            forward.append((names(page.members), page.prev_cursor))
+            if not page.next_cursor:
+                break
+            after = page.next_cursor
+        backward = []
+        before = forward[-1][1]
+        while before:
+            page = member_page(filters, before=before, size=3)
+            backward.append(names(page.members))
+            before = page.prev_cursor
+    assert backward == [p for p, _ in forward[:-1]][::-1]
+    assert forward[0][1] is None
+
+
+def test_other_tenants_lookalikes_never_appear(people, tenant_a, tenant_b):
+    a, b = people
+    with tenant_context(tenant_a):
+        ids = [m.pk for m in member_page(MemberFilters(), size=200).members]
+        by_openid = member_page(MemberFilters(q=PEOPLE[0][0]), size=200).members
+    assert sorted(ids) == sorted(m.pk for m in a.values())
+    assert not set(ids) & {m.pk for m in b.values()}
+    assert [m.pk for m in by_openid] == [a["alice"].pk]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (MemberFilters(q="Al"), ["alice", "alina"]),
+        (MemberFilters(q="al", search="nickname"), ["alice", "alina"]),
+        (MemberFilters(q="li", search="nickname"), []),
+        (MemberFilters(q="LI", search="nickname_contains"), ["alice", "alina"]),
+        (MemberFilters(q="frank", search="nickname_contains"), ["frank"]),
+        (MemberFilters(q="小明"), ["frank"]),
+        (MemberFilters(q="o_bob_0000000000000000000002"), ["bob"]),
+        (MemberFilters(q="o_bob_000000000000000000000", search="openid"), []),
+        (MemberFilters(q="1234"), ["bob", "erin"]),
+        (MemberFilters(q="13900001234"), ["bob"]),
+        (MemberFilters(q="+86 139 0000 1234"), ["bob"]),
+        (MemberFilters(q="13900009999"), []),
+        (MemberFilters(tier="gold"), ["alice", "carol", "erin"]),
+        (MemberFilters(seen_within_days=5), ["alice", "grace", "bob", "carol"]),
+        (MemberFilters(seen_before=(NOW - 9 * DAY).astimezone(member_list.SHANGHAI).date()), ["alina", "erin"]),
+        (MemberFilters(marketing=False), ["bob", "erin", "dave"]),
+        (MemberFilters(profiling=False), ["carol", "dave"]),
+        (MemberFilters(tier="silver", marketing=False, sort="-points"), ["dave", "bob"]),
+    ],
+)
+def test_search_and_filters(people, tenant_a, filters, expected):
+    with tenant_context(tenant_a):
+        assert names(member_page(filters, size=200).members) == expected
+
+
+def test_tag_filter_and_erased_members(people, tenant_a, tenant_b):
+    a, b = people
+    with tenant_context(tenant_b):
+        tag_b = Tag.objects.create(name="VIP")
+        MemberTag.objects.create(member=b["alice"], tag=tag_b)
+    with tenant_context(tenant_a):
+        vip = Tag.objects.create(name="VIP")
+        for key in ("carol", "dave"):
+            MemberTag.objects.create(member=a[key], tag=vip)
+        Member.objects.filter(pk=a["bob"].pk).update(erased_at=NOW)
+        assert names(member_page(MemberFilters(tag_id=vip.pk), size=50).members) == ["carol", "dave"]
+        assert names(member_page(MemberFilters(tag_id=tag_b.pk), size=50).members) == []
+        assert "bob" not in names(member_page(MemberFilters(), size=50).members)
+
+
+def test_estimate_is_exact_for_small_lists(people, tenant_a):
+    with tenant_context(tenant_a):
+        assert member_list.estimate_count(MemberFilters(tier="gold")) == member_list.CountEstimate(3, True)
+
+
+def test_bad_cursor_is_refused():
+    sort = member_list.SORTS["-points"]
+    for token in ["!!", "bm90LWpzb24", member_list.Cursor(1, None, 5).encode(),
+                  member_list.Cursor(0, "x", 5).encode()]:
+        with pytest.raises(member_list.BadCursor):
+            member_list.decode_cursor(token, sort)
+
+
+# --- through the console ---------------------------------------------------------------------
+
+def rows_of(response) -> list[int]:
+    return [m.pk for m in response.context["members"]]
+
+
+def test_list_page_paginates_with_next_and_prev_links(people, tenant_a, console_a, monkeypatch):
+    a, _ = people
+    monkeypatch.setattr(member_list, "PAGE_SIZE", 3)
+    url = "/console/shop-a/members/"
+    first = console_a.get(url, {"sort": "-points"})
+    assert first.status_code == 200
+    assert rows_of(first) == [a[n].pk for n in ("dave", "bob", "grace")]
+    assert first.context["count"] == 8 and first.context["count_exact"] is True
+    body = first.content.decode()
+    next_cursor = first.context["page"].next_cursor
+    assert f'href="?sort=-points&amp;after={next_cursor}"' in body
+    assert "before=" not in body
+    second = console_a.get(url, {"sort": "-points", "after": next_cursor})
+    assert rows_of(second) == [a[n].pk for n in ("alice", "carol", "erin")]
+    third = console_a.get(url, {"sort": "-points", "after": second.context["page"].next_cursor})
+    assert rows_of(third) == [a[n].pk for n in ("frank", "alina")]
+    assert third.context["page"].next_cursor is None
+    back = console_a.get(url, {"sort": "-points", "before": third.context["page"].prev_cursor})
+    assert rows_of(back) == rows_of(second)
+
+
+def test_list_shows_masked_phones_and_ignores_bad_input(people, tenant_a, console_a):
+    response = console_a.get("/console/shop-a/members/", {"after": "garbage", "seen_within_days": "-3",
+                                                          "tag": "999999"})
+    assert response.status_code == 200
+    assert len(rows_of(response)) == 8
+    assert set(response.context["form"].errors) == {"seen_within_days", "tag"}
+    body = response.content.decode()
+    assert "139****1234" in body and "13900001234" not in body
+
+
+def test_another_tenants_tag_id_is_not_a_valid_filter(people, tenant_b, console_a):
+    with tenant_context(tenant_b):
+        tag_b = Tag.objects.create(name="B-only")
+    response = console_a.get("/console/shop-a/members/", {"tag": tag_b.pk})
+    assert "tag" in response.context["form"].errors
+    assert "B-only" not in response.content.decode()
+
+
+def test_member_page_shows_profile_tags_consent_and_timeline(people, tenant_a, console_a):
+    a, _ = people
+    bob = a["bob"]
+    with tenant_context(tenant_a):
+        vip = Tag.objects.create(name="VIP")
+        Tag.objects.create(name="新客")
+        MemberTag.objects.create(member=bob, tag=vip)
+        ConsentEvent.objects.create(member=bob, kind="marketing", granted=False)
+        ConsentEvent.objects.filter(member=bob).update(created_at=NOW - 2 * DAY)
+        for n in range(105):
+            Event.objects.create(event_id=f"e{n}", member=bob, kind="view", ts=NOW - datetime.timedelta(hours=n))
+    response = console_a.get(f"/console/shop-a/members/{bob.pk}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "139****1234" in body and "13900001234" not in body
+    assert [t.name for t in response.context["member_tags"]] == ["VIP"]
+    assert [t.name for t in response.context["other_tags"]] == ["新客"]
+    assert [(c.kind, c.granted) for c in response.context["consents"]] == [("marketing", False)]
+    entries = response.context["timeline"]
+    assert len(entries) == 100
+    assert entries[0].at == NOW and entries[0].kind == "event.view"
+    assert [e.kind for e in entries].count("consent") == 1  # two days ago, merged in order
+    assert [e.at for e in entries] == sorted((e.at for e in entries), reverse=True)
+
+
+def test_timeline_sources_from_other_apps_are_merged(people, tenant_a, console_a):
+    a, _ = people
+
+    def orders(member, limit):
+        return [TimelineEntry(at=NOW + DAY, kind="order", title="订单已支付", amount_fen=1234)]
+
+    register_source("test-orders", orders)
+    try:
+        response = console_a.get(f"/console/shop-a/members/{a['alice'].pk}/")
+    finally:
+        unregister_source("test-orders")
+    assert [(e.kind, e.source) for e in response.context["timeline"]] == [("order", "test-orders")]
+    assert "¥12.34" in response.content.decode()
+
+
+def test_another_tenants_member_page_is_404(people, console_a):
+    _, b = people
+    assert console_a.get(f"/console/shop-a/members/{b['alice'].pk}/").status_code == 404
+    assert console_a.get("/console/shop-b/members/").status_code == 404
+
+
+def test_member_tag_add_and_remove_through_the_page(people, tenant_a, tenant_b, console_a):
+    a, b = people
+    with tenant_context(tenant_a):
+        vip = Tag.objects.create(name="VIP")
+    with tenant_context(tenant_b):
+        vip_b = Tag.objects.create(name="VIP")
+    url = f"/console/shop-a/members/{a['bob'].pk}/tags/"
+    assert console_a.post(url, {"tag": vip.pk}).status_code == 302
+    assert console_a.post(url, {"tag": vip_b.pk}).status_code == 302  # refused with a message
+    assert console_a.post(f"/console/shop-a/members/{b['bob'].pk}/tags/", {"tag": vip.pk}).status_code == 404
+    with tenant_context(tenant_a):
+        assert list(MemberTag.objects.values_list("member_id", "tag_id")) == [(a["bob"].pk, vip.pk)]
+    with tenant_context(tenant_b):
+        assert not MemberTag.objects.exists()
+    remove = console_a.post(f"/console/shop-a/members/{a['bob'].pk}/tags/{vip.pk}/remove/")
+    assert remove.status_code == 302
+    with tenant_context(tenant_a):
+        assert not MemberTag.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["owner", "manager", "operator", "analyst"])
+def test_every_role_reads_only_analysts_cannot_tag(people, tenant_a, role):
+    a, _ = people
+    user = make_staff(tenant_a, f"{role}-x", role).user
+    client = Client()
+    client.force_login(user)
+    with tenant_context(tenant_a):
+        vip = Tag.objects.create(name="VIP")
+    assert client.get("/console/shop-a/members/").status_code == 200
+    assert client.get(f"/console/shop-a/members/{a['bob'].pk}/").status_code == 200
+    assert client.get("/console/shop-a/members/tags/").status_code == 200
+    response = client.post(f"/console/shop-a/members/{a['bob'].pk}/tags/", {"tag": vip.pk})
+    assert response.status_code == (403 if role == "analyst" else 302)
+    with tenant_context(tenant_a):
+        assert MemberTag.objects.count() == (0 if role == "analyst" else 1)
+
+
+def test_anonymous_is_sent_to_login(people):
+    response = Client().get("/console/shop-a/members/")
+    assert response.status_code == 302 and "/console/login/" in response["Location"]
