@@ -179,7 +179,7 @@ def test_v2_refund_notify_completes_the_refund(client, shop_a):
     order = reload(shop_a, order)
     assert (order.state, order.refunded_fen) == ("partially_refunded", 1000)
     with tenant_context(shop_a.tenant):
-        refund = Refund.objects.get(pk=refund.pk)
+        refund = Refund.objects.select_related("order").get(pk=refund.pk)
     assert (refund.state, refund.refund_id) == ("success", "50000000382019052709732678859")
     assert refund.succeeded_at.isoformat() == "2026-11-28T12:00:00+00:00"
     # Again: acknowledged, nothing more refunded.
