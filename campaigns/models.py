@@ -252,6 +252,9 @@ class PointsEntry(TenantOwnedModel):
     # What caused it (an order ref, a coupon code): with reason, makes earning for one order idempotent.
     ref = models.CharField(max_length=64, blank=True)
     amount_fen = models.BigIntegerField(default=0)  # the money behind an earn or refund, for spend tiers
+    # What counts toward points tiers: an earn's points; minus all a refund voids, even when the
+    # balance (already spent) could only give back part of it.
+    tier_points = models.BigIntegerField(default=0)
     note = models.CharField(max_length=200, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")

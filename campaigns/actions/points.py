@@ -44,7 +44,7 @@ def _apply(member_id: int, delta: int) -> int | None:
 
 
 def change_points(tenant: Tenant, member: Member, delta: int, reason: str, *, ref: str = "",
-                  amount_fen: int = 0, note: str = "", actor=None) -> PointsEntry:
+                  amount_fen: int = 0, tier_points: int | None = None, note: str = "", actor=None) -> PointsEntry:
     """One ledger change. Raises CouponError ``insufficient_points`` if it would go below zero."""
     if reason not in Reason.values:
         raise ValueError(f"unknown points reason {reason!r}")
@@ -63,6 +63,7 @@ def change_points(tenant: Tenant, member: Member, delta: int, reason: str, *, re
                     raise CouponError("insufficient_points", balance=_balance(member), needed=-delta)
                 entry = PointsEntry.objects.create(member=member, delta=delta, balance_after=balance,
                                                    reason=reason, ref=ref, amount_fen=amount_fen,
+                                                   tier_points=delta if tier_points is None else tier_points,
                                                    note=note[:200], actor=actor)
         except IntegrityError:
             # The same (reason, ref) was committed by a concurrent call: that one counts.
@@ -108,7 +109,7 @@ def reverse_for_refund(tenant: Tenant, member: Member, *, refund_ref: str, order
         take = min(owed, _balance(member))
         note = "" if take == owed else f"owed {owed}, balance allowed {take}"
         return change_points(tenant, member, -take, Reason.REFUND, ref=refund_ref, amount_fen=-refunded_fen,
-                             note=note)
+                             tier_points=-owed, note=note)
 
 
 def adjust_points(tenant: Tenant, member: Member, delta: int, *, actor, note: str) -> PointsEntry:
@@ -145,7 +146,7 @@ def exchange_points_for_coupon(tenant: Tenant, member: Member, template_id: int,
 
 def tier_basis_value(member: Member, basis: str) -> int:
     rows = PointsEntry.objects.filter(member=member, reason__in=TIER_REASONS)
-    field = "delta" if basis == LoyaltySettings.Basis.POINTS else "amount_fen"
+    field = "tier_points" if basis == LoyaltySettings.Basis.POINTS else "amount_fen"
     return int(rows.aggregate(total=Sum(field))["total"] or 0)
 
 
