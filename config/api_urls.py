@@ -8,6 +8,7 @@ from profiles.authentication import MemberTokenAuthentication
 
 urlpatterns: list = [
     path("", include("profiles.api_urls")),
+    path("", include("campaigns.api_urls")),
     # catalog sits below profiles, so the member authentication is attached here.
     path("items", ItemListView.as_view(authentication_classes=[MemberTokenAuthentication]), name="api-items"),
     path("orders", OrderCreateView.as_view(), name="api-orders"),
