@@ -24,7 +24,7 @@ KINDS = frozenset({"view", "click", "share", "add_to_cart", "purchase", "coupon_
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
-_EMPTY_PROPS = "{}"
+_EMPTY_PROPS = b"{}"
 
 
 class EventIn(msgspec.Struct):
@@ -77,7 +77,7 @@ class EventRow:
     kind: str
     ts_us: int
     sku: str | None
-    props: str
+    props: bytes  # a JSON object, as the client wrote it
     amount_fen: int | None = None
     item_skus: tuple[str, ...] = ()
 
@@ -202,7 +202,7 @@ def check(event: EventIn, index: int, now: dt.datetime) -> EventRow | Rejection:
             props = _props_decoder.decode(raw)
             if b"\\u0000" in raw and _has_nul(props):
                 return Rejection(index, "invalid_props", "props must not contain the NUL character.")
-        props_text = raw.decode()
+        props_text = raw
     amount_fen = None
     item_skus: tuple[str, ...] = ()
     if event.kind == "purchase":
