@@ -11,7 +11,9 @@ class TemplateSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     description = serializers.CharField()
-    kind = serializers.ChoiceField(choices=CouponTemplate.Kind.values)
+    # Plain strings with the values listed: a ChoiceField named "kind"/"state" would collide with the
+    # event kinds and order states in the schema's enum names.
+    kind = serializers.CharField(help_text="One of: " + ", ".join(CouponTemplate.Kind.values))
     value = serializers.IntegerField(help_text="Fen off (cash_off, instant_off) or percent off (percent_off).")
     threshold_fen = serializers.IntegerField()
     cap_fen = serializers.IntegerField(allow_null=True)
@@ -42,7 +44,7 @@ class QuoteSerializer(serializers.Serializer):
 class CouponSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
-    state = serializers.ChoiceField(choices=Coupon.State.values)
+    state = serializers.CharField(help_text="One of: " + ", ".join(Coupon.State.values))
     channel = serializers.CharField()
     claimed_at = serializers.DateTimeField()
     valid_from = serializers.DateTimeField()
