@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -25,11 +25,11 @@ from campaigns.exceptions import CouponError
 from campaigns.exceptions import NotFound as CouponNotFound
 from campaigns.models import Coupon
 from catalog.models import Item
-from payments import effects, gateway, states
+from payments import bill, effects, gateway, states
 from payments.exceptions import PaymentsError
-from payments.models import Order, OrderLine, OrderTransition, PaymentNotification, Refund
+from payments.models import BillCheck, Order, OrderLine, OrderTransition, PaymentNotification, Refund
 from payments.pay_results import BEIJING, PaymentResult, RefundResult, payment_from_v3, refund_from_v3
-from payments.queries import get_member_order, get_order_by_pk, reserved_refund_fen
+from payments.queries import beijing_day_bounds, get_member_order, get_order_by_pk, reserved_refund_fen
 from profiles.models import Member
 from tenants.actions import audit
 from tenants.context import tenant_context
@@ -389,11 +389,15 @@ def new_out_refund_no(order: Order) -> str:
 
 
 def request_refund(tenant: Tenant, order_pk: int, *, amount_fen: int, reason: str = "", actor=None) -> Refund:
-    """Ask WeChat to refund part or all of a paid order. Never more than was paid, minus refunds pending."""
+    """Record a refund of part or all of a paid order; ``submit_refund`` then asks WeChat for it.
+
+    Never more than was paid minus the refunds already requested (they reserve their amount until
+    WeChat closes them). The caller runs ``submit_refund`` after this transaction commits.
+    """
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise PaymentsError("invalid_amount")
     reason = (reason or "").strip()[:80]
-    creds = gateway.credentials(tenant)
+    gateway.credentials(tenant)
     with tenant_context(tenant):
         order = get_order_by_pk(order_pk, for_update=True)
         if order.state not in (Order.State.PAID, Order.State.PARTIALLY_REFUNDED):
@@ -405,20 +409,31 @@ def request_refund(tenant: Tenant, order_pk: int, *, amount_fen: int, reason: st
                                        reason=reason, requested_by=actor)
         audit(tenant, "order.refund_requested", actor=actor, target=order.out_trade_no,
               out_refund_no=refund.out_refund_no, amount_fen=amount_fen, reason=reason)
+    return refund
+
+
+def submit_refund(tenant: Tenant, refund_pk: int) -> Refund:
+    """Send a requested refund to WeChat (no transaction open meanwhile) and apply its answer."""
+    creds = gateway.credentials(tenant)
+    with tenant_context(tenant):
+        refund = Refund.objects.select_related("order").get(pk=refund_pk)
+    if refund.state != Refund.State.REQUESTED:
+        return refund
+    order = refund.order
     try:
         answer = gateway.PayV3Client(creds).refund(
-            out_trade_no=order.out_trade_no, out_refund_no=refund.out_refund_no, refund_fen=amount_fen,
-            total_fen=order.payable_fen, reason=reason or None, notify_url=gateway.notify_url_v3(creds),
+            out_trade_no=order.out_trade_no, out_refund_no=refund.out_refund_no, refund_fen=refund.amount_fen,
+            total_fen=order.payable_fen, reason=refund.reason or None, notify_url=gateway.notify_url_v3(creds),
         )
     except WeChatPayError as exc:
         with tenant_context(tenant):
             Refund.objects.filter(pk=refund.pk, state=Refund.State.REQUESTED).update(
                 state=Refund.State.FAILED, error=f"{exc.code}: {exc.message}"[:200], updated_at=timezone.now())
-        raise PaymentsError("wechat_pay_refused", wechat_code=exc.code, wechat_message=exc.message) from exc
+            return Refund.objects.get(pk=refund.pk)
     except WeChatUnavailable:
-        # Outcome unknown: the refund stays requested and reconciliation asks WeChat about it.
+        # Outcome unknown: the refund stays requested; reconciliation asks WeChat about it.
         logger.warning("refund %s: WeChat Pay unavailable; will be queried later", refund.out_refund_no)
-        return refund
+        raise
     settle_refund(tenant, refund_from_v3({**answer, "mchid": creds.mchid}), creds=creds)
     with tenant_context(tenant):
         return Refund.objects.get(pk=refund.pk)
@@ -433,10 +448,8 @@ def sync_refund(tenant: Tenant, refund_pk: int) -> str:
         answer = gateway.PayV3Client(creds).query_refund(refund.out_refund_no)
     except WeChatPayError as exc:
         if exc.code in ("RESOURCE_NOT_EXISTS", "NOT_FOUND") and refund.state == Refund.State.REQUESTED:
-            with tenant_context(tenant):
-                Refund.objects.filter(pk=refund.pk, state=Refund.State.REQUESTED).update(
-                    state=Refund.State.FAILED, error=exc.code, updated_at=timezone.now())
-            return "FAILED"
+            # Never reached WeChat (the submit was lost): send it now; the same out_refund_no is idempotent.
+            return submit_refund(tenant, refund.pk).state
         raise
     result = refund_from_v3({**answer, "mchid": creds.mchid})
     settle_refund(tenant, result, creds=creds)
@@ -464,3 +477,34 @@ def resolve_notification(tenant: Tenant, notification_pk: int, *, actor) -> Paym
                   notification=notification.notify_id, reason=notification.flag_reason)
     return notification
 
+
+
+# --- the daily trade bill ----------------------------------------------------------------------
+
+
+def check_trade_bill(tenant: Tenant, bill_date: date) -> BillCheck:
+    """Download the day's trade bill and store how it differs from our paid orders of that day."""
+    creds = gateway.credentials(tenant)
+    client = gateway.PayV3Client(creds)
+    error, rows = "", []
+    try:
+        answer = client.trade_bill(bill_date)
+        raw = client.download_bill(str(answer.get("download_url", "")), expected_sha1=answer.get("hash_value"))
+        rows = bill.parse_trade_bill(raw.decode("utf-8-sig"))
+    except WeChatPayError as exc:
+        error = f"{exc.code}: {exc.message}"[:200]
+    except (ValueError, UnicodeDecodeError) as exc:
+        error = f"unreadable bill: {exc}"[:200]
+    start, end = beijing_day_bounds(bill_date)
+    with tenant_context(tenant):
+        ours = [bill.OurPayment(o.out_trade_no, o.transaction_id, o.payable_fen)
+                for o in Order.objects.filter(paid_at__gte=start, paid_at__lt=end).only(
+                    "out_trade_no", "transaction_id", "payable_fen")]
+        found = [] if error else bill.differences(rows, ours)
+        check, _ = BillCheck.objects.update_or_create(bill_date=bill_date, defaults={
+            "wechat_count": sum(1 for r in rows if r.state == "SUCCESS"), "ours_count": len(ours),
+            "differences": found, "error": error,
+        })
+    if found:
+        logger.warning("trade bill %s for tenant %s: %d difference(s)", bill_date, tenant.pk, len(found))
+    return check
