@@ -1,7 +1,7 @@
 """Appending behaviour events: one statement per batch, deduplicated by (tenant, event_id).
 
-On PostgreSQL the batch lands with one ``INSERT … SELECT FROM jsonb_array_elements(…) ON CONFLICT
-(tenant_id, event_id) DO NOTHING``: a single round trip, and the unique index
+On PostgreSQL the batch lands with one ``INSERT … SELECT FROM jsonb_array_elements(…)``, falling back
+to ``… ON CONFLICT (tenant_id, event_id) DO NOTHING`` when it meets a duplicate: the unique index
 decides what is a duplicate, so concurrent posts of the same batch store each event exactly once.
 Rows go in sorted by ``event_id`` so that two batches sharing events take their index locks in the
 same order and cannot deadlock. Elsewhere (SQLite, the zero-setup demo) ``bulk_create`` with
@@ -9,17 +9,19 @@ same order and cannot deadlock. Elsewhere (SQLite, the zero-setup demo) ``bulk_c
 
 Growth plan for the table (``profiles_event``), on paper until the volume asks for it:
 
-* Partition by month on ``ts`` (``PARTITION BY RANGE (ts)``), partitions created ahead by a beat
-  task. PostgreSQL requires the partition key in every unique index, so the dedupe key becomes
-  ``(tenant_id, event_id, month)``: an event re-sent within the same month is still caught, and
-  since ``ts`` older than 30 days is refused at the door, a re-send can only straddle the boundary
-  of two adjacent months; insert into both months' keys through a small ``event_dedupe(tenant_id,
-  event_id)`` table kept for 35 days if exact dedupe across the boundary is ever needed.
-* Retention: raw events kept 13 months (a year of seasonality for the profile computation), then
-  a partition is detached and dropped in one statement instead of a long ``DELETE``; aggregates
-  the profiles need live in their own tables. Erasure deletes a member's rows in every partition.
-* Indexes stay per partition and lead with ``tenant_id`` (``(tenant_id, member_id, ts)``), so Citus
-  can later distribute the table on ``tenant_id`` unchanged.
+* Monthly range partitions on ``ts`` (``PARTITION BY RANGE (ts)``), created three months ahead by a
+  beat task, plus a default partition as a safety net. PostgreSQL wants the partition key in every
+  unique index, so the dedupe key becomes ``(tenant_id, event_id, ts)`` — it then includes the
+  month. A re-sent event carries the same ``ts``, lands in the same partition and is still caught;
+  only an event_id reused for a different moment would no longer count as a duplicate. ``ts`` is
+  refused when older than 30 days or more than 5 minutes ahead, so writes touch at most two
+  partitions, and the (tenant_id, member_id, ts) index stays small per partition.
+* Retention: raw events kept 13 months (a year of seasonality for the profile computation, plus
+  the current month); older partitions are detached and dropped — one statement each instead of
+  a long ``DELETE`` and vacuum. What the profiles need beyond that lives in their aggregates.
+  Erasure keeps deleting a member's events across all partitions (by member, through the index).
+* Every index keeps leading with ``tenant_id``, so the table can later be distributed on
+  ``tenant_id`` (Citus) unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import datetime as dt
 import json
 
 import msgspec
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from catalog.models import Item
 from profiles.ingest import EventRow
@@ -43,9 +45,8 @@ INSERT INTO {table} (tenant_id, member_id, event_id, kind, item_id, amount_fen, 
 SELECT %s, %s, e->>0, e->>1, (e->>2)::bigint, (e->>3)::bigint,
        'epoch'::timestamptz + (e->>4)::bigint * interval '1 microsecond', e->5, now()
 FROM jsonb_array_elements(%s::jsonb) AS e
-ON CONFLICT (tenant_id, event_id) DO NOTHING
 """
-
+_ON_CONFLICT = "ON CONFLICT (tenant_id, event_id) DO NOTHING"
 
 _ITEMS = """
 SELECT i.sku, i.id FROM jsonb_array_elements_text(%s::jsonb) AS s(sku)
@@ -93,14 +94,23 @@ def insert_events(tenant_id: int, member_id: int, rows: list[EventRow], item_ids
 
 
 def _insert_json(tenant_id: int, member_id: int, rows: list[EventRow], item_ids: dict[str, int]) -> int:
+    """Most batches hold only new events, and a plain INSERT costs about half of ON CONFLICT's
+    speculative insertion; so try that first, and on a unique violation (a re-sent batch, or the same
+    batch racing in from another request) roll back to the savepoint and let ON CONFLICT sort it out."""
     sql = _INSERT.format(table=connection.ops.quote_name(Event._meta.db_table))
-    batch = msgspec.json.encode([
+    params = [tenant_id, member_id, msgspec.json.encode([
         (r.event_id, r.kind, item_ids[r.sku] if r.sku is not None else None, r.amount_fen, r.ts_us,
          msgspec.Raw(r.props))
         for r in rows
-    ]).decode()
+    ]).decode()]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, member_id, batch])
+        try:
+            with transaction.atomic():
+                cursor.execute(sql, params)
+                return cursor.rowcount
+        except IntegrityError:
+            pass
+        cursor.execute(sql + _ON_CONFLICT, params)
         return cursor.rowcount
 
 
