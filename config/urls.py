@@ -11,6 +11,7 @@ urlpatterns = [
     path("console/<slug:tenant_slug>/members/", include("profiles.console_urls")),
     path("console/<slug:tenant_slug>/catalog/", include("catalog.console_urls")),
     path("console/<slug:tenant_slug>/orders/", include("payments.console_urls")),
+    path("console/<slug:tenant_slug>/coupons/", include("campaigns.console_urls")),
     path("ops/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
