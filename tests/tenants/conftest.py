@@ -95,8 +95,6 @@ def snapshot(tenant: Tenant) -> dict:
                       .values("pk", "username", "password", "is_active")),
         "mini_program": list(MiniProgramApp.objects.filter(tenant=tenant).values()),
         "pay_account": list(PayAccount.objects.filter(tenant=tenant).values()),
-        "user_count": User.objects.count(),
-        "membership_count": StaffMembership.objects.count(),
     }
     with tenant_context(tenant):
         for model in tenant_owned_models():
