@@ -1,0 +1,370 @@
+"""Coupon claims through the API against the raw PostgreSQL ceiling, and a 100,000-member bulk grant.
+
+    .venv/bin/python bench/coupon_claims.py [--clients 32] [--seconds 10] [--repeats 3] [--workers 4]
+
+Creates a fresh database (``jingzhun_bench_coupons`` on the server of ``MIGRATION_DATABASE_URL``),
+migrates it as the owner, seeds one tenant with 100,000 members and a 100,000-stock template
+(per-member limit 1), starts gunicorn (sync workers, DEBUG off) as the RLS-bound app role, and runs
+C concurrent clients (threads in 4 processes, keep-alive), each claiming for its own members with an
+``Idempotency-Key`` for D seconds. In the same round it measures the raw ceiling: the bare
+conditional ``UPDATE … issued = issued + 1 WHERE issued < stock`` + ``INSERT`` of the coupon from 8
+connections, one transaction per claim (with the RLS setting, as the app role). Then a sell-out
+round: the clients race for a 1,000-stock template, and the database must hold exactly 1,000.
+Last, a bulk grant of one coupon to all 100,000 members (``run_grant_job``, chunks of 10,000).
+Every count is checked against the database: any oversell fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = 4
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment(args) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": _with_db(args.app_url, args.database),
+        "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
+        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48), "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "WECHAT_SANDBOX": "0", "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    })
+    env.pop("REDIS_URL", None)
+    env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
+def _admin(args, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(args.owner_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def seed(members: int) -> dict:
+    import django
+
+    django.setup()
+    from campaigns import actions
+    from profiles.models import Member
+    from tenants import actions as tenant_actions
+    from tenants.context import tenant_context
+
+    tenant = tenant_actions.create_tenant(slug="bench", name="Bench", appid="wxbe000000000000c1",
+                                          app_secret=secrets.token_hex(16))
+    with tenant_context(tenant):
+        for start in range(0, members, 20_000):
+            Member.objects.bulk_create([Member(openid=f"o_bench_{i:07d}")
+                                        for i in range(start, min(start + 20_000, members))], batch_size=5000)
+        ids = list(Member.objects.order_by("pk").values_list("pk", flat=True))
+
+    def template(name: str, stock: int | None, limit: int = 1) -> int:
+        return actions.create_coupon_template(tenant, name=name, kind="instant_off", value=500, stock=stock,
+                                              per_member_limit=limit, valid_days=30, activate=True).pk
+
+    from django.db import connection
+
+    out = {"tenant_id": tenant.pk, "member_ids": ids, "flash": template("秒杀 100000", 100_000),
+           "sellout": template("秒杀 1000", 1_000), "ceiling": template("ceiling", 10_000_000, 0),
+           "bulk": template("全员礼", None)}
+    connection.close()
+    return out
+
+
+def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    return subprocess.Popen([gunicorn, "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                             "--keep-alive", "30", "--log-level", "warning", "--timeout", "60", "--backlog", "256"],
+                            cwd=ROOT, env=env, start_new_session=True)
+
+
+def wait_ready(port: int, token: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/v1/coupons", headers={"Authorization": f"Bearer {token}"})
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return
+            raise SystemExit(f"gunicorn answers {status} to /api/v1/coupons")
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("gunicorn did not come up")
+
+
+# --- API clients: threads in a few processes (32 processes would starve 2 cores) ---------------------
+
+
+def _client_thread(port, template_id, tokens, start_at, deadline, out, lock):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    counts = {"201": 0, "409": 0, "other": 0}
+    latencies = []
+    run = secrets.token_hex(3)
+    while time.time() < start_at:
+        time.sleep(0.002)
+    for n, token in enumerate(tokens):
+        if time.time() >= deadline:
+            break
+        started = time.perf_counter()
+        try:
+            conn.request("POST", f"/api/v1/coupons/{template_id}/claim", b"",
+                         {"Authorization": f"Bearer {token}", "Idempotency-Key": f"{run}-{n}",
+                          "Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            counts["other"] += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        latencies.append(time.perf_counter() - started)
+        key = str(response.status) if response.status in (201, 409) else "other"
+        counts[key] += 1
+    conn.close()
+    with lock:
+        for k, v in counts.items():
+            out[k] = out.get(k, 0) + v
+        out.setdefault("latencies", []).extend(latencies)
+
+
+def _client_process(port, template_id, token_lists, start_at, seconds, results):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out: dict = {}
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_client_thread,
+                                args=(port, template_id, tokens, start_at, start_at + seconds, out, lock))
+               for tokens in token_lists]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put(out)
+
+
+def api_round(port: int, template_id: int, tokens: list[list[str]], seconds: float) -> dict:
+    ctx = mp.get_context("fork")
+    results: mp.Queue = ctx.Queue()
+    start_at = time.time() + 0.5
+    procs = [ctx.Process(target=_client_process, args=(port, template_id, tokens[p::PROCESSES], start_at, seconds,
+                                                       results)) for p in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    collected = [results.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+    latencies = sorted(x for r in collected for x in r.get("latencies", []))
+    total = {k: sum(r.get(k, 0) for r in collected) for k in ("201", "409", "other")}
+    total["claims_per_s"] = total["201"] / seconds
+    total["p50_ms"] = 1000 * latencies[len(latencies) // 2] if latencies else float("nan")
+    total["p99_ms"] = 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0
+    return total
+
+
+# --- the raw ceiling -------------------------------------------------------------------------------
+
+
+def raw_ceiling(app_url: str, tenant_id: int, template_id: int, member_ids: list[int], seconds: float,
+                connections: int = 8) -> float:
+    """Claims/s of the bare conditional UPDATE + INSERT, one transaction each, as the RLS-bound role."""
+    import psycopg
+
+    now = dt.datetime.now(dt.UTC)
+    done = [0] * connections
+    start_at = time.time() + 0.3
+
+    def work(i: int) -> None:
+        with psycopg.connect(app_url) as conn:
+            while time.time() < start_at:
+                time.sleep(0.001)
+            deadline = start_at + seconds
+            n = 0
+            while time.time() < deadline:
+                with conn.transaction():
+                    conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+                    cur = conn.execute("UPDATE campaigns_coupontemplate SET issued = issued + 1 "
+                                       "WHERE id = %s AND (stock IS NULL OR issued < stock)", [template_id])
+                    if cur.rowcount != 1:
+                        raise RuntimeError("ceiling template sold out")
+                    conn.execute(
+                        "INSERT INTO campaigns_coupon (tenant_id, template_id, member_id, code, state, claimed_at, "
+                        "valid_from, valid_until, order_ref, channel, campaign_ref, idempotency_key) "
+                        "VALUES (%s, %s, %s, %s, 'unused', %s, %s, %s, '', 'self_claim', '', '')",
+                        [tenant_id, template_id, member_ids[(i * 100_003 + n) % len(member_ids)],
+                         secrets.token_hex(8).upper(), now, now, now + dt.timedelta(days=30)])
+                n += 1
+            done[i] = n
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / seconds
+
+
+def db_counts(app_url: str, tenant_id: int, template_id: int) -> tuple[int, int, int | None, int]:
+    """(issued, coupons, stock, members holding more than one) for a template, read under RLS."""
+    import psycopg
+
+    with psycopg.connect(app_url) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+        issued, stock = conn.execute("SELECT issued, stock FROM campaigns_coupontemplate WHERE id = %s",
+                                     [template_id]).fetchone()
+        coupons = conn.execute("SELECT count(*) FROM campaigns_coupon WHERE template_id = %s",
+                               [template_id]).fetchone()[0]
+        doubles = conn.execute("SELECT count(*) FROM (SELECT member_id FROM campaigns_coupon WHERE template_id = %s "
+                               "GROUP BY member_id HAVING count(*) > 1) d", [template_id]).fetchone()[0]
+    return issued, coupons, stock, doubles
+
+
+def bulk_grant(tenant_id: int, template_id: int) -> tuple[float, dict]:
+    from campaigns import actions
+    from tenants import resolvers
+
+    tenant = resolvers.tenant_by_id(tenant_id)
+    started = time.perf_counter()
+    job = actions.start_grant_job(tenant, template_id, actor=None, reason="bench: everyone")
+    job = actions.run_grant_job(tenant, job.pk)
+    elapsed = time.perf_counter() - started
+    return elapsed, {"granted": job.granted, "total": job.total, "state": job.state}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--database", default="jingzhun_bench_coupons")
+    parser.add_argument("--owner-url", default=os.environ.get(
+        "MIGRATION_DATABASE_URL", "postgres://jingzhun_owner@127.0.0.1:5432/jingzhun"))
+    parser.add_argument("--app-url", default=os.environ.get(
+        "DATABASE_URL", "postgres://jingzhun_app@127.0.0.1:5432/jingzhun"))
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    if not args.owner_url.startswith("postgres"):
+        raise SystemExit("needs PostgreSQL: set MIGRATION_DATABASE_URL / DATABASE_URL or pass --owner-url/--app-url")
+
+    env = prepare_environment(args)
+    print(f"# coupon_claims {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; {args.clients} "
+          f"clients x {args.seconds:g}s x {args.repeats}; gunicorn {args.workers} sync workers; "
+          f"{args.members} members", flush=True)
+    _admin(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    _admin(args, f'CREATE DATABASE "{args.database}"')
+    server = None
+    failed = False
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                       check=True, timeout=600)
+        os.environ.update(env)
+        sys.path.insert(0, str(ROOT))
+        seeded = seed(args.members)
+        import psycopg
+
+        with psycopg.connect(env["MIGRATION_DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        from profiles import tokens as member_tokens
+
+        tenant_id, member_ids = seeded["tenant_id"], seeded["member_ids"]
+        app_url = env["DATABASE_URL"]
+        # Each client owns a disjoint slice of members; each claim is by a member who has none yet.
+        per_client = len(member_ids) // args.clients
+
+        def tokens_for(offset: int, count: int) -> list[list[str]]:
+            return [[member_tokens.issue(tenant_id, m, member_tokens.ACCESS)
+                     for m in member_ids[c * per_client + offset:c * per_client + offset + count]]
+                    for c in range(args.clients)]
+
+        port = _free_port()
+        server = start_gunicorn(env, port, args.workers)
+        wait_ready(port, member_tokens.issue(tenant_id, member_ids[0], member_tokens.ACCESS))
+        budget = per_client // (args.repeats + 2)
+        api_round(port, seeded["flash"], tokens_for(0, min(budget, 50)), 2)  # warm-up
+        rounds = []
+        for r in range(args.repeats):
+            result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds)
+            result["ceiling"] = raw_ceiling(app_url, tenant_id, seeded["ceiling"], member_ids, args.seconds)
+            rounds.append(result)
+            print(f"round {r + 1}: API {result['claims_per_s']:,.0f} claims/s ({result['201']} issued, "
+                  f"{result['409']} refused, {result['other']} other; p50 {result['p50_ms']:.1f} ms, "
+                  f"p99 {result['p99_ms']:.1f} ms); raw PostgreSQL ceiling {result['ceiling']:,.0f} claims/s",
+                  flush=True)
+        issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["flash"])
+        answered = sum(r["201"] for r in rounds) + 0
+        print(f"flash template: issued {issued}, coupons {coupons}, stock {stock}, members with two: {doubles}; "
+              f"201 answers (incl. warm-up ≤ {args.clients * 50}) vs coupons: {coupons - answered} from warm-up")
+        failed |= issued != coupons or issued > stock or doubles != 0
+
+        sell = api_round(port, seeded["sellout"], tokens_for((args.repeats + 1) * budget, budget), args.seconds)
+        issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["sellout"])
+        print(f"sell-out race: {sell['201']} answered 201, {sell['409']} answered 409; database: issued {issued}, "
+              f"coupons {coupons} of stock {stock}, members with two: {doubles}")
+        failed |= not (issued == coupons == stock == sell["201"]) or doubles != 0
+
+        api = statistics.median(r["claims_per_s"] for r in rounds)
+        ceiling = statistics.median(r["ceiling"] for r in rounds)
+        print(f"median: API {api:,.0f} claims/s, p50 {statistics.median(r['p50_ms'] for r in rounds):.1f} ms, "
+              f"p99 {statistics.median(r['p99_ms'] for r in rounds):.1f} ms; raw ceiling {ceiling:,.0f} claims/s; "
+              f"API/ceiling {api / ceiling:.2f}", flush=True)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+        server = None
+
+        elapsed, job = bulk_grant(tenant_id, seeded["bulk"])
+        issued, coupons, _, doubles = db_counts(app_url, tenant_id, seeded["bulk"])
+        print(f"bulk grant: {job['granted']:,} of {job['total']:,} members in {elapsed:.2f} s "
+              f"({job['granted'] / elapsed:,.0f}/s), state {job['state']}; database: {coupons:,} coupons, "
+              f"members with two: {doubles}")
+        failed |= coupons != job["total"] or doubles != 0
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+        if "django" in sys.modules and os.environ.get("DJANGO_SETTINGS_MODULE"):
+            from django.db import connections
+
+            connections.close_all()
+        if not args.keep_db:
+            _admin(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    if failed:
+        raise SystemExit("counts do not add up: see above")
+
+
+if __name__ == "__main__":
+    main()
