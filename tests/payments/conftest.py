@@ -155,7 +155,7 @@ def sandbox(settings, tmp_path):
         yield routed
 
 
-def _sandbox_shop(tenant, letter, appid, merchant_pem):
+def sandbox_shop(tenant, letter, appid, merchant_pem):
     from wechat.sandbox.platform import platform_key
 
     key = platform_key()
@@ -164,9 +164,9 @@ def _sandbox_shop(tenant, letter, appid, merchant_pem):
 
 @pytest.fixture
 def paying_a(sandbox, tenant_a, merchant_pems) -> Shop:
-    return _sandbox_shop(tenant_a, "a", "wxa0000000000000a1", merchant_pems["a"])
+    return sandbox_shop(tenant_a, "a", "wxa0000000000000a1", merchant_pems["a"])
 
 
 @pytest.fixture
 def paying_b(sandbox, tenant_b, merchant_pems) -> Shop:
-    return _sandbox_shop(tenant_b, "b", "wxb0000000000000b1", merchant_pems["b"])
+    return sandbox_shop(tenant_b, "b", "wxb0000000000000b1", merchant_pems["b"])
