@@ -173,8 +173,8 @@ def _purchase(props: dict, index: int) -> tuple[int, tuple[str, ...]] | Rejectio
     return amount, tuple(line["sku"] for line in items)
 
 
-def check(event: EventIn, index: int, now: dt.datetime) -> EventRow | Rejection:
-    """One event on its own: everything but the existence of its SKUs."""
+def check(event: EventIn, index: int, earliest_us: int, latest_us: int) -> EventRow | Rejection:
+    """One event on its own: everything but the existence of its SKUs. Times in epoch microseconds."""
     if not _printable(event.event_id, MAX_EVENT_ID):
         return Rejection(index, "invalid_event_id", f"event_id must be 1-{MAX_EVENT_ID} printable characters.")
     if event.kind not in KINDS:
@@ -182,10 +182,9 @@ def check(event: EventIn, index: int, now: dt.datetime) -> EventRow | Rejection:
     ts_us = _ts_us(event.ts)
     if ts_us is None:
         return Rejection(index, "invalid_ts", "ts must be ISO 8601 with an offset, or epoch milliseconds.")
-    now_us = (now - _EPOCH) // _US
-    if ts_us > now_us + MAX_FUTURE // _US:
+    if ts_us > latest_us:
         return Rejection(index, "ts_in_future", "ts is more than 5 minutes in the future.")
-    if ts_us < now_us - MAX_AGE // _US:
+    if ts_us < earliest_us:
         return Rejection(index, "ts_too_old", "ts is more than 30 days old.")
     if event.sku is not None and not _printable(event.sku, MAX_SKU):
         return Rejection(index, "invalid_sku", f"sku must be 1-{MAX_SKU} printable characters.")
@@ -216,8 +215,10 @@ def check(event: EventIn, index: int, now: dt.datetime) -> EventRow | Rejection:
 def parse(body: bytes, now: dt.datetime) -> ParsedBatch:
     decoded, total = decode(body)
     batch = ParsedBatch(total=total)
+    now_us = (now - _EPOCH) // _US
+    earliest, latest = now_us - MAX_AGE // _US, now_us + MAX_FUTURE // _US
     for index, event in enumerate(decoded):
-        outcome = event if isinstance(event, Rejection) else check(event, index, now)
+        outcome = event if isinstance(event, Rejection) else check(event, index, earliest, latest)
         if isinstance(outcome, Rejection):
             batch.rejected.append(outcome)
         else:

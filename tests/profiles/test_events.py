@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -212,3 +213,20 @@ def test_eight_clients_posting_the_same_batch_store_each_event_once(tenant_a):
     with tenant_context(tenant_a), connection.cursor() as cursor:
         cursor.execute("SELECT count(*), count(DISTINCT event_id) FROM profiles_event")
         assert cursor.fetchone() == (300, 300)
+
+
+def test_props_limits_are_exact(api, member_a):
+    def props_of_size(size: int) -> dict:
+        return {"p": "x" * (size - len('{"p":""}'))}
+
+    assert len(json.dumps(props_of_size(4095), separators=(",", ":"))) == 4095
+    body = ('{"events":['
+            f'{{"event_id":"max","kind":"view","ts":{now_ms()},"props":{json.dumps(props_of_size(4095), separators=(",", ":"))}}},'
+            f'{{"event_id":"over","kind":"view","ts":{now_ms()},"props":{json.dumps(props_of_size(4096), separators=(",", ":"))}}},'
+            f'{{"event_id":"text","kind":"view","ts":{now_ms()},"props":{{"note":"a \\\\u0000 written out"}}}}'
+            "]}")
+    status, answer, _ = api.call("POST", "events", body, **auth(member_a))
+    assert status == 200
+    assert answer == {"accepted": 2, "duplicates": 0,
+                      "rejected": [{"index": 1, "code": "props_too_large", "message": mock.ANY}]}
+    assert stored(member_a)["text"].props == {"note": "a \\u0000 written out"}
