@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, MiniProgramApp, PayAccount, StaffMembership, Tenant
 
 
 def staff_of(tenant: Tenant) -> QuerySet[StaffMembership]:
+    """Active first, then by rank (owners first), then by name."""
+    rank = Case(*[When(role=role, then=Value(i)) for i, role in enumerate(StaffMembership.Role.values)],
+                output_field=IntegerField())
     return (StaffMembership.objects.select_related("user").filter(tenant=tenant)
-            .order_by("-is_active", "role", "user__username"))
+            .order_by("-is_active", rank, "user__username"))
 
 
 def get_membership(tenant: Tenant, membership_id: int) -> StaffMembership:
