@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from django.utils.functional import SimpleLazyObject
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions, status
@@ -57,6 +56,27 @@ class MemberAuth:
             raise TokenRejected() from None
 
 
+class MemberUser:
+    """``request.user`` of a member request. Throttles and permissions may ask ``is_authenticated``
+    or ``pk`` before the tenant context opens, so those need no database; any other attribute is the
+    member's own, loaded inside the context."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, auth: MemberAuth):
+        self._auth = auth
+
+    @property
+    def pk(self) -> int:
+        return self._auth.member_id
+
+    id = pk
+
+    def __getattr__(self, name: str):
+        return getattr(self._auth.member, name)
+
+
 def tenant_of(claims: tokens.TokenClaims) -> Tenant:
     tenant = resolvers.tenant_by_id(claims.tenant_id)
     if tenant is None:
@@ -80,7 +100,7 @@ class MemberTokenAuthentication(BaseAuthentication):
         except tokens.TokenError as exc:
             raise rejected(exc) from None
         auth = MemberAuth(tenant_of(claims), claims)
-        return SimpleLazyObject(lambda: auth.member), auth
+        return MemberUser(auth), auth
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

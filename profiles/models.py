@@ -49,10 +49,6 @@ class Member(TenantOwnedModel):
     last_seen_at = models.DateTimeField(_("最近访问"), null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
 
-    # A member is the authenticated principal of the Mini Program API (``request.user`` there).
-    is_authenticated = True
-    is_anonymous = False
-
     class Meta:
         verbose_name = _("会员")
         verbose_name_plural = _("会员")

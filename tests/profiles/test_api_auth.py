@@ -267,3 +267,16 @@ def test_concurrent_first_logins_make_one_member(tenant_a, tenant_b):
     assert [status for status, _ in results] == [200] * 8
     assert len({member_id for _, member_id in results}) == 1
     assert members(tenant_a) == [openid_for(APP_A, "zoe")]
+
+
+def test_request_user_answers_identity_questions_without_a_tenant_context(member_a, rf):
+    from profiles.authentication import MemberTokenAuthentication
+    from tenants.context import TenantContextError
+
+    request = rf.get("/api/v1/me", **auth(member_a))
+    user, credentials = MemberTokenAuthentication().authenticate(request)
+    assert (user.is_authenticated, user.pk, credentials.tenant.pk) == (True, member_a.pk, member_a.tenant_id)
+    with pytest.raises(TenantContextError):
+        user.nickname  # noqa: B018 - member data needs the tenant context
+    with tenant_context(member_a.tenant):
+        assert user.nickname == "Alice"
