@@ -1,6 +1,6 @@
 """Synthetic demo data with planted behavioural groups (the ``seed_demo`` command).
 
-Two halves. The generator (``plan``, ``planted``, ``simulate``, ``generate``) is pure: from a seed
+Two halves. The generator (``make_plan``, ``planted``, ``simulate``, ``generate``) is pure: from a seed
 it produces, member by member, a member record, its behaviour events and its purchases as plain
 records, touching no database. The writer (``seed_tenant``) streams those records into one
 tenant's tables in chunks: COPY on PostgreSQL, batched INSERTs elsewhere. Other writers (paid
@@ -12,8 +12,12 @@ Idempotent: members are keyed by openid; a re-run skips members that already exi
 included) and adds only the missing ones, so ``--members`` can grow a tenant step by step.
 Catalogue rows are matched by SKU and category name; existing ones are kept as they are.
 
+Timestamps fall in the ``days`` before the window's end (the start of today in Shanghai unless
+given), so runs on the same day with the same seed write the same rows.
+
 The planted group of each member is never written to the product's tables; it goes to a CSV
-(``openid,group``) for tests and demos to check what the profile computation finds.
+(``openid,group``, the members of the last run's seed, found or added) for tests and demos to
+check what the profile computation finds.
 """
 
 from __future__ import annotations
@@ -357,7 +361,8 @@ class _Simulation:
         gammas = [rng.gammavariate(group.taste.get(c, 0.2), 1.0) for c in shop.categories]
         self.taste_cum = list(accumulate(g + 1e-9 for g in gammas))
         self.events: list[EventRecord] = []
-        self.purchases: list[PurchaseRecord] = []
+        # Each purchase with its event; ids are given out only once every event is known.
+        self.purchases: list[tuple[EventRecord, tuple[Line, ...], int, bool]] = []
 
     def category(self) -> str:
         return self.shop.categories[bisect(self.taste_cum, self.rng.random() * self.taste_cum[-1])]
@@ -410,7 +415,7 @@ class _Simulation:
         if rng.random() < 0.05:
             steps.append(("share", seen[0], {"to": rng.choice(("friend", "moments"))}))
         basket: list[ItemSpec] = []
-        if buy or (not buy and rng.random() < 0.15):  # abandoned carts happen
+        if buy or rng.random() < 0.15:  # abandoned carts happen
             n = rng.randint(*group.lines) - (1 if want else 0)
             basket = list(dict.fromkeys(seen[:1] + [shop.pick(rng, group, self.category()) for _ in range(n)]))
             steps += [("add_to_cart", item, {}) for item in basket]
@@ -435,7 +440,7 @@ class _Simulation:
         if purchase is None:
             return set()
         lines, amount, promo = purchase
-        self.purchases.append(PurchaseRecord("", self.events[-1].ts, lines, amount, promo))
+        self.purchases.append((self.events[-1], lines, amount, promo))
         return {line.sku for line in lines}
 
     def finish(self, first_seen: datetime) -> SeededMember:
@@ -443,11 +448,10 @@ class _Simulation:
         # Event ids follow time order, so they are stable and readable: seed-<seed>-<member>-<n>.
         ordered = sorted(self.events, key=lambda e: e.ts)
         prefix = f"seed-{plan.seed}-{self.index}-"
-        events = tuple(EventRecord(f"{prefix}{n}", e.kind, e.ts, e.sku, e.amount_fen, e.props)
-                       for n, e in enumerate(ordered))
-        ids = iter(e.event_id for e in events if e.kind == "purchase")
-        purchases = tuple(PurchaseRecord(next(ids), p.ts, p.lines, p.amount_fen, p.promo)
-                          for p in sorted(self.purchases, key=lambda p: p.ts))
+        ids = {id(e): f"{prefix}{n}" for n, e in enumerate(ordered)}
+        events = tuple(EventRecord(ids[id(e)], e.kind, e.ts, e.sku, e.amount_fen, e.props) for e in ordered)
+        purchases = tuple(PurchaseRecord(ids[id(e)], e.ts, lines, amount, promo)
+                          for e, lines, amount, promo in sorted(self.purchases, key=lambda p: p[0].ts))
         spend = sum(p.amount_fen for p in purchases) + rng.randint(*group.prior_spend_fen)
         tier = next((name for name, floor in TIERS if spend >= floor), "")
         points = int(spend // 100 * (1 - rng.uniform(0, 0.4)))  # ¥1 = 1 point, some redeemed
