@@ -67,7 +67,8 @@ def app_tenant(appid: str) -> tuple[Tenant, MiniProgramCredentials]:
 def exchange_code(creds: MiniProgramCredentials, code: str) -> dict[str, str]:
     if not creds.secret:
         logger.error("Mini Program %s has no AppSecret configured", creds.appid)
-        raise LoginError(*WECHAT_ERRORS[40125][1:], WECHAT_ERRORS[40125][0])
+        http_status, our_code, message = WECHAT_ERRORS[40125]
+        raise LoginError(our_code, message, http_status)
     try:
         return miniprogram.code_to_session(creds, code)
     except WeChatAPIError as exc:
