@@ -280,3 +280,12 @@ def test_request_user_answers_identity_questions_without_a_tenant_context(member
         user.nickname  # noqa: B018 - member data needs the tenant context
     with tenant_context(member_a.tenant):
         assert user.nickname == "Alice"
+
+
+def test_an_app_without_a_secret_never_calls_wechat(api, wechat_sandbox):
+    from tests.fixtures import make_tenant
+
+    make_tenant("shop-c", "Shop C", appid="wxc0000000000000c1", secret="")
+    status, body, _ = login(api, "alice:1", appid="wxc0000000000000c1")
+    assert (status, body["error"]["code"]) == (503, "wechat_misconfigured")
+    assert wechat_sandbox.calls == []
