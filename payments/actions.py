@@ -25,14 +25,14 @@ from campaigns.exceptions import CouponError
 from campaigns.exceptions import NotFound as CouponNotFound
 from campaigns.models import Coupon
 from catalog.models import Item
-from payments import bill, effects, gateway, states
+from payments import bill, effects, fulfilment, gateway, states
 from payments.exceptions import PaymentsError
 from payments.models import BillCheck, Order, OrderLine, OrderTransition, PaymentNotification, Refund
 from payments.pay_results import BEIJING, PaymentResult, RefundResult, payment_from_v3, refund_from_v3
 from payments.queries import beijing_day_bounds, get_member_order, get_order_by_pk, reserved_refund_fen
 from profiles.models import Member
 from tenants.actions import audit
-from tenants.context import tenant_context
+from tenants.context import current_tenant, tenant_context
 from tenants.credentials import PayCredentials
 from tenants.models import Tenant
 from wechat.errors import WeChatPayError, WeChatUnavailable
@@ -245,12 +245,24 @@ def _flag(order: Order | None, reason: str, **details: Any) -> Settlement:
     return Settlement(Outcome.FLAGGED, reason, order, details)
 
 
+def unit_of_work(tenant: Tenant):
+    """The tenant's context; inside it already (the notify path), the enclosing transaction itself.
+
+    Re-entering ``tenant_context`` costs two ``set_config`` round trips and a savepoint; on the
+    notify path everything commits or rolls back together anyway.
+    """
+    active = current_tenant()
+    if active is not None and active.pk == tenant.pk:
+        return transaction.atomic(savepoint=False)
+    return tenant_context(tenant)
+
+
 def settle_payment(tenant: Tenant, result: PaymentResult, *, creds: PayCredentials, cause: str) -> Settlement:
     """Apply a reported payment exactly once, after every business check (WECHAT.md §1.4 step 7).
 
     Anything that does not fit is returned flagged and changes nothing but the attention flag.
     """
-    with tenant_context(tenant):
+    with unit_of_work(tenant):
         if result.mchid != creds.mchid:
             return _flag(None, "mchid_mismatch", got=result.mchid)
         if creds.appid and result.appid != creds.appid:
@@ -275,13 +287,13 @@ def settle_payment(tenant: Tenant, result: PaymentResult, *, creds: PayCredentia
             return _flag(order, "order_closed", transaction_id=result.transaction_id)
         states.mark_paid(order, transaction_id=result.transaction_id,
                          paid_at=result.success_time or timezone.now(), cause=cause)
-        effects.on_paid(order)
+        fulfilment.schedule(order)
         return Settlement(Outcome.APPLIED, "", order)
 
 
 def settle_refund(tenant: Tenant, result: RefundResult, *, creds: PayCredentials) -> Settlement:
     """Complete (or close) a refund WeChat reports on, once."""
-    with tenant_context(tenant):
+    with unit_of_work(tenant):
         if result.mchid != creds.mchid:
             return _flag(None, "mchid_mismatch", got=result.mchid)
         refund = Refund.objects.select_for_update().filter(out_refund_no=result.out_refund_no).first()

@@ -1,7 +1,8 @@
-"""What an order's payment or refund changes beyond the order, in the same transaction as the change.
+"""What an order's payment, refund or closing changes beyond the order.
 
-Everything here runs exactly once per transition because the transition itself happens once (the
-order row is locked and its state checked); the purchase event is also deduplicated by its id.
+``on_paid`` runs from the fulfilment outbox (``payments.fulfilment``), exactly once per paid order;
+the others run in the transaction of their transition. The purchase event is also deduplicated
+by its id, and the campaigns functions are keyed by the order, so a repeat would change nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from campaigns.exceptions import CouponError
 from payments import signals
 from payments.models import Order
 from profiles.models import Event
+from tenants.models import Tenant
 
 logger = logging.getLogger("jingzhun.payments")
 
@@ -23,8 +25,7 @@ def purchase_event_id(order: Order) -> str:
     return f"order-paid:{order.out_trade_no}"
 
 
-def on_paid(order: Order) -> None:
-    tenant = order.tenant
+def on_paid(order: Order, tenant: Tenant) -> None:
     if order.coupon_id is not None:
         try:
             campaign_actions.consume_coupon(tenant, order.coupon_id, order.out_trade_no,

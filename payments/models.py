@@ -38,6 +38,9 @@ class Order(TenantOwnedModel):
     transaction_id = models.CharField(_("微信支付单号"), max_length=32, blank=True)
     expires_at = models.DateTimeField(_("支付截止"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
+    # When the payment's effects (coupon used, points, purchase event, order_paid) were applied:
+    # the order row is the outbox, so a paid order with no fulfilled_at still owes them.
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
     # Set when WeChat said something about this order we did not apply (see PaymentNotification).
     needs_attention = models.BooleanField(_("待人工处理"), default=False)

@@ -1,17 +1,16 @@
 """Verified WeChat Pay notifications: record each one, then settle it, in one unit of work.
 
 Recording and applying share a transaction, so a notification is either recorded together with
-everything it caused, or not at all (and the view answers 5xx so WeChat retries). The unique
+the transition it caused, or not at all (and the view answers 5xx so WeChat retries). The unique
 (tenant, channel, notify_id) row is where duplicates meet: concurrent retries wait on the first
-insert, then find it and answer as it was answered, without touching the order.
+insert, then find it and answer as it was answered, without touching the order. What a payment
+causes beyond the order follows through the fulfilment outbox (``payments.fulfilment``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from django.db import IntegrityError, transaction
 
 from payments import actions
 from payments.models import OrderTransition, PaymentNotification
@@ -40,17 +39,22 @@ class Handled:
 def _record(channel: str, notify_id: str, *, event_type: str, raw_body: str, resource: dict[str, Any],
             out_trade_no: str = "", transaction_id: str = "", out_refund_no: str = "",
             ) -> tuple[PaymentNotification, bool]:
-    try:
-        with transaction.atomic():
-            return PaymentNotification.objects.create(
-                channel=channel, notify_id=notify_id[:128], event_type=event_type[:32], raw_body=raw_body,
-                resource=resource, out_trade_no=out_trade_no[:32], transaction_id=transaction_id[:32],
-                out_refund_no=out_refund_no[:64],
-            ), True
-    except IntegrityError:
-        existing = PaymentNotification.objects.select_for_update().get(channel=channel, notify_id=notify_id[:128])
-        actions.bump_attempts(existing)
-        return existing, False
+    """Insert the notification unless it is there; lock the row either way. ``(row, inserted)``.
+
+    ``ON CONFLICT DO NOTHING`` makes a concurrent retry wait for the first insert's transaction,
+    then skip; no savepoint needed. A committed row always carries its outcome, so a row still
+    ``received`` under our lock is the one this transaction just inserted.
+    """
+    notify_id = notify_id[:128]
+    PaymentNotification.objects.bulk_create([PaymentNotification(
+        channel=channel, notify_id=notify_id, event_type=event_type[:32], raw_body=raw_body, resource=resource,
+        out_trade_no=out_trade_no[:32], transaction_id=transaction_id[:32], out_refund_no=out_refund_no[:64],
+    )], ignore_conflicts=True)
+    row = PaymentNotification.objects.select_for_update().get(channel=channel, notify_id=notify_id)
+    if row.outcome == Outcome.RECEIVED:
+        return row, True
+    actions.bump_attempts(row)
+    return row, False
 
 
 def _finish(notification: PaymentNotification, settlement: actions.Settlement) -> Handled:
@@ -63,7 +67,7 @@ def _finish(notification: PaymentNotification, settlement: actions.Settlement) -
 
 
 def _settle_recorded(tenant: Tenant, notification: PaymentNotification, created: bool, settle) -> Handled:
-    if not created and notification.outcome != Outcome.RECEIVED:
+    if not created:
         return Handled(notification, notification.outcome, notification.flag_reason, duplicate=True)
     return _finish(notification, settle())
 

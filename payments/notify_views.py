@@ -14,6 +14,8 @@ A suspended tenant's notifications are still recorded and applied: the customer'
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,6 +25,7 @@ from payments import notify
 from payments.models import Order
 from tenants import resolvers
 from tenants.context import tenant_context
+from tenants.credentials import PayCredentials
 from wechat import payv2
 from wechat.errors import NotifyRejected, PayV2DataError
 from wechat.notify import verify_notification
@@ -34,13 +37,38 @@ def _fail(status: int, message: str) -> JsonResponse:
     return JsonResponse({"code": "FAIL", "message": message}, status=status, json_dumps_params={"ensure_ascii": False})
 
 
-def _account(token: str):
+# Notify bursts come per merchant; three lookups and the decryption of its keys on every one would
+# be most of the work. A short-lived per-process copy; a verification failure re-reads it at once,
+# so new keys (a certificate rotation) are never refused because of it.
+ACCOUNT_TTL_S = 60
+_accounts: dict[str, tuple[float, Any, PayCredentials]] = {}
+
+
+def _account(token: str, *, fresh: bool = False) -> tuple[Any, PayCredentials] | None:
     """(tenant, credentials) for the notify token, or None. Raises DatabaseError when the DB is down."""
+    now = time.monotonic()
+    cached = None if fresh else _accounts.get(token)
+    if cached is not None and now - cached[0] < ACCOUNT_TTL_S:
+        return cached[1], cached[2]
     account = resolvers.pay_account_by_notify_token(token)
-    if account is None:
+    creds = resolvers.pay_credentials_for(account.tenant) if account is not None else None
+    if account is None or creds is None:
+        _accounts.pop(token, None)
         return None
-    creds = resolvers.pay_credentials_for(account.tenant)
-    return (account.tenant, creds) if creds is not None else None
+    if len(_accounts) > 1000:
+        _accounts.clear()
+    _accounts[token] = (now, account.tenant, creds)
+    return account.tenant, creds
+
+
+def _verify(token: str, request: HttpRequest, body: bytes, creds: PayCredentials):
+    try:
+        return verify_notification(request.headers, body, creds), creds
+    except NotifyRejected:
+        latest = _account(token, fresh=True)
+        if latest is None or latest[1] == creds:
+            raise
+        return verify_notification(request.headers, body, latest[1]), latest[1]
 
 
 @csrf_exempt
@@ -58,7 +86,10 @@ def notify_v3(request: HttpRequest, token: str) -> HttpResponse:
         return _fail(404, "unknown notify url")
     tenant, creds = found
     try:
-        verified = verify_notification(request.headers, body, creds)
+        verified, creds = _verify(token, request, body, creds)
+    except DatabaseError:
+        logger.exception("notify v3: database unavailable while re-reading the account")
+        return _fail(503, "暂时无法处理，请重试")
     except NotifyRejected as exc:
         log = logger.info if exc.reason_code == "signature_probe" else logger.warning
         log("notify v3 rejected for tenant %s: %s", tenant.pk, exc.reason_code)

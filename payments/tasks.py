@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from payments import actions
+from payments import actions, fulfilment
 from payments.exceptions import PaymentsError
 from payments.models import BillCheck, Order, Refund
 from payments.pay_results import BEIJING
@@ -27,6 +27,8 @@ logger = logging.getLogger("jingzhun.payments")
 # A notify normally arrives within seconds; after this long we ask WeChat ourselves.
 QUERY_PAYING_AFTER = timedelta(minutes=5)
 QUERY_REFUND_AFTER = timedelta(minutes=10)
+# Fulfilment is sent on commit; only one still owed after this long was lost on the way.
+FULFIL_AFTER = timedelta(minutes=2)
 BATCH = 500
 
 RETRY = {"autoretry_for": (WeChatUnavailable,), "max_retries": 5, "default_retry_delay": 60, "acks_late": True}
@@ -54,6 +56,9 @@ def scan_orders(tenant_id: int) -> dict[str, int]:
     stale = list(Order.objects.filter(state=Order.State.PAYING, expires_at__gt=now,
                                       updated_at__lte=now - QUERY_PAYING_AFTER)
                  .order_by("updated_at").values_list("pk", flat=True)[:BATCH])
+    unfulfilled = list(Order.objects.filter(state__in=fulfilment.PAID_STATES, fulfilled_at__isnull=True,
+                                            paid_at__lte=now - FULFIL_AFTER)
+                       .order_by("paid_at").values_list("pk", flat=True)[:BATCH])
     refunds = list(Refund.objects.filter(state__in=(Refund.State.REQUESTED, Refund.State.PROCESSING),
                                          updated_at__lte=now - QUERY_REFUND_AFTER)
                    .order_by("updated_at").values_list("pk", flat=True)[:BATCH])
@@ -63,7 +68,9 @@ def scan_orders(tenant_id: int) -> dict[str, int]:
         enqueue_on_commit(query_order, tenant_id, pk)
     for pk in refunds:
         enqueue_on_commit(query_refund, tenant_id, pk)
-    return {"expired": len(expired), "stale": len(stale), "refunds": len(refunds)}
+    for pk in unfulfilled:
+        enqueue_on_commit(fulfilment.fulfil_order, tenant_id, pk)
+    return {"expired": len(expired), "stale": len(stale), "refunds": len(refunds), "unfulfilled": len(unfulfilled)}
 
 
 def _tenant(tenant_id: int):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.test import TestCase
 
 from catalog.models import Category, Item
 from payments import actions
@@ -127,7 +128,9 @@ def shop_b(tenant_b, platform_pem, merchant_pems) -> Shop:
 
 
 def post_notify(client, shop: Shop, headers: dict[str, str], body: bytes, version: str = "v3"):
-    return client.post(shop.url(version), data=body, content_type="application/json", headers=headers)
+    """Post as WeChat does; what the request sends on commit (the fulfilment outbox) runs too."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(shop.url(version), data=body, content_type="application/json", headers=headers)
 
 
 def reload(shop: Shop, order: Order) -> Order:

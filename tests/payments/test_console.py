@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import TestCase
 
 from payments.models import Refund
 from tenants.context import tenant_context
@@ -52,7 +53,8 @@ def test_order_page_shows_transitions_and_decrypted_notify(client, shop_a, staff
 def _paid_for_console(client, shop):
     order = shop.order()
     assert client.post(f"/api/v1/orders/{order.out_trade_no}/pay", **auth(shop.member)).status_code == 200
-    sandbox_pay.simulate_payment(shop.mchid, order.out_trade_no)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        sandbox_pay.simulate_payment(shop.mchid, order.out_trade_no)
     return reload(shop, order)
 
 

@@ -31,14 +31,13 @@ def _state(shop, order):
     return order, transitions, notes, events
 
 
-def test_good_notify_pays_the_order_once_with_its_effects(client, shop_a, django_capture_on_commit_callbacks):
+def test_good_notify_pays_the_order_once_with_its_effects(client, shop_a):
     order = shop_a.order()
     received = []
     signals.order_paid.connect(lambda **kw: received.append(kw), weak=False, dispatch_uid="t-paid")
     try:
         headers, body = shop_a.notification(shop_a.resource(order), notify_id="EV-1")
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_notify(client, shop_a, headers, body)
+        response = post_notify(client, shop_a, headers, body)
     finally:
         signals.order_paid.disconnect(dispatch_uid="t-paid")
 
@@ -58,6 +57,7 @@ def test_good_notify_pays_the_order_once_with_its_effects(client, shop_a, django
     assert stored.raw_body == body.decode()
     assert stored.resource["out_trade_no"] == order.out_trade_no
     assert stored.order_id == order.pk
+    assert order.fulfilled_at is not None
     assert [(r["out_trade_no"], r["payable_fen"]) for r in received] == [(order.out_trade_no, 5600)]
 
 
@@ -246,7 +246,7 @@ def test_database_unavailable_while_recording_is_503_and_nothing_half_done(clien
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(PaymentNotification, "save", down)
+    monkeypatch.setattr("payments.notify._record", down)
     response = post_notify(client, shop_a, headers, body)
     assert response.status_code == 503
     assert response.json()["code"] == "FAIL"
@@ -259,10 +259,10 @@ def test_failure_after_recording_rolls_back_the_record_too(client, shop_a, monke
     order = shop_a.order()
     headers, body = shop_a.notification(shop_a.resource(order))
 
-    def broken(order):
+    def broken(order, **kwargs):
         raise OperationalError("connection lost mid-transaction")
 
-    monkeypatch.setattr("payments.effects.on_paid", broken)
+    monkeypatch.setattr("payments.states.OrderTransition.objects.create", broken)
     assert post_notify(client, shop_a, headers, body).status_code == 503
     monkeypatch.undo()
     order, transitions, notes, events = _state(shop_a, order)

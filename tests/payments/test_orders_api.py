@@ -244,14 +244,16 @@ def test_pay_without_a_pay_account_is_409(client, tenant_a):
     assert (response.status_code, response.json()["error"]["code"]) == (409, "pay_not_configured")
 
 
-def test_paid_order_consumes_coupon_and_earns_points(client, paying_a, sandbox):
+def test_paid_order_consumes_coupon_and_earns_points(client, paying_a, sandbox,
+                                                     django_capture_on_commit_callbacks):
     from wechat.sandbox import pay as sandbox_pay
 
     coupon = _coupon(paying_a)
     number = _create(client, paying_a, {"client_order_id": "c", "lines": [{"sku": "LATTE", "qty": 2}],
                                         "coupon": coupon.code}).json()["out_trade_no"]
     assert _pay(client, paying_a, number).status_code == 200
-    sandbox_pay.simulate_payment(paying_a.mchid, number)
-    assert _coupon_state(paying_a, coupon) == ("used", number)
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox_pay.simulate_payment(paying_a.mchid, number)
+    assert _coupon_state(paying_a, coupon) == ("used", number)  # consumed by the fulfilment after commit
     with tenant_context(paying_a.tenant):
         assert Member.objects.get(pk=paying_a.member.pk).points == 51  # 51.00 yuan paid, 1 point per yuan

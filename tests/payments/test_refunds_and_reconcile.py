@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
-from payments import actions, tasks
+from payments import actions, fulfilment, tasks
 from payments.exceptions import PaymentsError
 from payments.models import BillCheck, Order, OrderTransition, PaymentNotification, Refund
 from profiles.models import Member
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.django_db
 def _paid(client, shop, client_order_id="c-1", lines=(("LATTE", 2),)):
     order = shop.order(client_order_id, lines)
     assert client.post(f"/api/v1/orders/{order.out_trade_no}/pay", **auth(shop.member)).status_code == 200
-    _, attempt = sandbox_pay.simulate_payment(shop.mchid, order.out_trade_no)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        _, attempt = sandbox_pay.simulate_payment(shop.mchid, order.out_trade_no)
     assert attempt.status == 204
     order = reload(shop, order)
     assert order.state == "paid"
@@ -136,7 +138,7 @@ def test_missed_notify_is_recovered_by_query(client, paying_a, monkeypatch, djan
     _age(paying_a, order, updated_at=timezone.now() - timedelta(minutes=6))
     with django_capture_on_commit_callbacks(execute=True):
         found = tasks.scan_orders.delay(paying_a.tenant.pk).get()
-    assert found == {"expired": 0, "stale": 1, "refunds": 0}
+    assert found == {"expired": 0, "stale": 1, "refunds": 0, "unfulfilled": 0}
     order = reload(paying_a, order)
     assert order.state == "paid"
     with tenant_context(paying_a.tenant):
@@ -174,7 +176,8 @@ def test_scan_sees_only_its_tenant(client, paying_a, paying_b, django_capture_on
     order_b = paying_b.order()
     _age(paying_b, order_b, expires_at=timezone.now() - timedelta(minutes=1))
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.scan_orders.delay(paying_a.tenant.pk).get() == {"expired": 0, "stale": 0, "refunds": 0}
+        assert tasks.scan_orders.delay(paying_a.tenant.pk).get() == {"expired": 0, "stale": 0, "refunds": 0,
+                                                                     "unfulfilled": 0}
     assert reload(paying_b, order_b).state == "created"
 
 
@@ -215,3 +218,25 @@ def test_daily_bill_differences_are_stored_for_the_console(client, paying_a, mon
     with tenant_context(paying_a.tenant):
         BillCheck.objects.filter(pk=check.pk).update(differences=[])
     assert tasks.check_trade_bill.delay(paying_a.tenant.pk, day.isoformat()).get() == 0
+
+
+def test_a_lost_fulfilment_is_sent_again_by_the_scan_and_applies_once(client, paying_a,
+                                                                       django_capture_on_commit_callbacks):
+    order = paying_a.order()
+    client.post(f"/api/v1/orders/{order.out_trade_no}/pay", **auth(paying_a.member))
+    # Paid, but the fulfilment message is lost (the on-commit callbacks never run here).
+    sandbox_pay.simulate_payment(paying_a.mchid, order.out_trade_no)
+    order = reload(paying_a, order)
+    assert (order.state, order.fulfilled_at, _points(paying_a)) == ("paid", None, 0)
+    _age(paying_a, order, paid_at=timezone.now() - timedelta(minutes=3))
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.scan_orders.delay(paying_a.tenant.pk).get()
+    order = reload(paying_a, order)
+    assert order.fulfilled_at is not None
+    assert _points(paying_a) == 56
+    with tenant_context(paying_a.tenant):
+        from profiles.models import Event
+
+        assert Event.objects.filter(kind="purchase").count() == 1
+    assert fulfilment.fulfil(paying_a.tenant, order.pk) is False
