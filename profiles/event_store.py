@@ -30,6 +30,7 @@ import datetime as dt
 import json
 
 import msgspec
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from catalog.models import Item
@@ -60,9 +61,10 @@ def relax_commit() -> None:
     A batch is then acknowledged without waiting for an fsync, which is most of a batch's latency
     on a busy disk. The trade: if the database server itself crashes, batches acknowledged in the
     last ~0.6 s (3 x wal_writer_delay) can be lost — never half-written, and nothing else is
-    affected. For behaviour events that is accepted; orders and payments keep synchronous commits.
+    affected. So it is the operator's choice (EVENTS_ASYNC_COMMIT=1), off by default; orders and
+    payments always keep synchronous commits.
     """
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and settings.EVENTS_ASYNC_COMMIT:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
