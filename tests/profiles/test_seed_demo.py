@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from datetime import date, timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 from django.db.models import Min
@@ -163,6 +164,7 @@ def test_purchases_are_consistent_with_catalogue_and_members(tenant_a, tmp_path)
 
 
 def test_planted_csv_matches_the_database(tenant_a, tmp_path):
+    assert seeding.planted_csv_path("shop-a") == settings.BASE_DIR / "var" / "seed" / "shop-a.planted.csv"
     report = _seed(tenant_a, tmp_path, members=90)
     assert report.planted_csv == tmp_path / "shop-a.planted.csv"
     planted = seeding.read_planted(report.planted_csv)
