@@ -118,3 +118,112 @@ class Event(TenantOwnedModel):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="uniq_event_tenant_event_id")]
         indexes = [models.Index(fields=["tenant", "member", "ts"], name="event_tenant_member_ts")]
+
+
+# --- computed profiles (profiles.computation) ------------------------------------------------------
+
+
+class MemberProfile(TenantOwnedModel):
+    """What the nightly computation derived for one member; rewritten whole by each run.
+
+    A member who refused profiling keeps only the plain purchase facts (recency, frequency,
+    monetary: the same facts their order history shows) with ``profiled`` false; every derived
+    field (scores, segment, cluster, interests, propensity, predicted spend) stays empty for them.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
+    profiled = models.BooleanField(_("已生成画像"), default=False)
+    recency_days = models.IntegerField(_("距最近购买天数"), null=True, blank=True)
+    frequency = models.IntegerField(_("购买次数"), default=0)
+    monetary_fen = models.BigIntegerField(_("累计消费（分）"), default=0)
+    last_purchase_at = models.DateTimeField(_("最近购买"), null=True, blank=True)
+    last_active_at = models.DateTimeField(_("最近行为"), null=True, blank=True)
+    events_30d = models.IntegerField(_("近 30 天行为数"), default=0)
+    r_score = models.SmallIntegerField(_("R 分"), null=True, blank=True)
+    f_score = models.SmallIntegerField(_("F 分"), null=True, blank=True)
+    m_score = models.SmallIntegerField(_("M 分"), null=True, blank=True)
+    rfm_segment = models.CharField(_("RFM 分层"), max_length=24, blank=True)
+    cluster = models.SmallIntegerField(_("聚类"), null=True, blank=True)
+    cluster_label = models.CharField(_("聚类名称"), max_length=32, blank=True)
+    interest_tags = models.JSONField(_("兴趣标签"), default=list, blank=True)
+    propensity = models.FloatField(_("30 天购买概率"), null=True, blank=True)
+    predicted_spend_fen = models.BigIntegerField(_("预测 90 天消费（分）"), null=True, blank=True)
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    class Meta:
+        verbose_name = _("会员画像")
+        verbose_name_plural = _("会员画像")
+        constraints = [models.UniqueConstraint(fields=["tenant", "member"], name="uniq_memberprofile_member")]
+        indexes = [
+            models.Index(fields=["tenant", "rfm_segment"], name="memberprofile_tenant_rfm"),
+            models.Index(fields=["tenant", "cluster"], name="memberprofile_tenant_cluster"),
+            models.Index(fields=["tenant", "-propensity"], name="memberprofile_tenant_prop"),
+        ]
+
+
+class ItemAffinity(TenantOwnedModel):
+    """"Bought A, then also bought B" within a window, over members (not baskets).
+
+    support = share of purchasing members who bought A then B; confidence = of A's buyers, the share
+    who then bought B; lift = confidence / share of all buyers who bought B (above 1: more than chance);
+    strength = lift at the 95 % lower bound of the confidence, so that a pair seen in few members ranks
+    below an equally strong one seen in many.
+    """
+
+    item_a = models.ForeignKey("catalog.Item", on_delete=models.CASCADE, related_name="+", db_index=False)
+    item_b = models.ForeignKey("catalog.Item", on_delete=models.CASCADE, related_name="+", db_index=False)
+    pair_count = models.IntegerField(_("共同购买人数"))
+    support = models.FloatField(_("支持度"))
+    confidence = models.FloatField(_("置信度"))
+    lift = models.FloatField(_("提升度"))
+    strength = models.FloatField(_("关联强度"))
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    class Meta:
+        verbose_name = _("商品关联")
+        verbose_name_plural = _("商品关联")
+        constraints = [models.UniqueConstraint(fields=["tenant", "item_a", "item_b"], name="uniq_itemaffinity_pair")]
+        indexes = [models.Index(fields=["tenant", "-strength"], name="itemaffinity_tenant_strength")]
+
+
+class Recommendation(TenantOwnedModel):
+    """One of a member's top items, with the reason shown to them."""
+
+    class Source(models.TextChoices):
+        COPURCHASE = "copurchase", _("常一起购买")
+        INTEREST = "interest", _("兴趣品类热门")
+        POPULAR = "popular", _("全店热销")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
+    item = models.ForeignKey("catalog.Item", on_delete=models.CASCADE, related_name="+", db_index=False)
+    rank = models.SmallIntegerField(_("排名"))
+    score = models.FloatField(_("得分"))
+    source = models.CharField(_("来源"), max_length=16, choices=Source.choices)
+    reason = models.CharField(_("推荐理由"), max_length=200)
+    computed_at = models.DateTimeField(_("计算时间"))
+
+    class Meta:
+        verbose_name = _("推荐")
+        verbose_name_plural = _("推荐")
+        constraints = [models.UniqueConstraint(fields=["tenant", "member", "rank"], name="uniq_recommendation_rank")]
+
+
+class ProfileRun(TenantOwnedModel):
+    """One run of the computation for a tenant: when, how it ended, and what it measured."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", _("计算中")
+        SUCCEEDED = "succeeded", _("完成")
+        FAILED = "failed", _("失败")
+
+    state = models.CharField(_("状态"), max_length=16, choices=State.choices, default=State.RUNNING)
+    trigger = models.CharField(_("触发方式"), max_length=16, default="beat")
+    started_at = models.DateTimeField(_("开始时间"))
+    finished_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+    stats = models.JSONField(_("指标"), default=dict, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+
+    class Meta:
+        verbose_name = _("画像计算")
+        verbose_name_plural = _("画像计算")
+        indexes = [models.Index(fields=["tenant", "-started_at"], name="profilerun_tenant_started")]
