@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -144,7 +145,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "jingzhun")
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # 02:30 in Shanghai, when the shops are closed: every active tenant's profiles, one task each.
+    "profiles.recompute-nightly": {"task": "profiles.tasks.recompute_profiles_everywhere",
+                                   "schedule": crontab(hour=18, minute=30)},
+}
 
 # --- auth, sessions, security -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
