@@ -246,7 +246,7 @@ def test_database_unavailable_while_recording_is_503_and_nothing_half_done(clien
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("payments.notify._record", down)
+    monkeypatch.setattr("payments.notify._insert", down)
     response = post_notify(client, shop_a, headers, body)
     assert response.status_code == 503
     assert response.json()["code"] == "FAIL"
