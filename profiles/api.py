@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from profiles import actions, ingest, login, queries
 from profiles import serializers as s
 from profiles.authentication import MemberAPIView
+from profiles.computation import queries as profile_queries
 from profiles.throttles import LoginPerAppThrottle, LoginPerIPThrottle
 from tenants.api import APIError
 
@@ -152,3 +153,15 @@ class EventsView(MemberAPIView):
             raise APIError(exc.code, exc.message) from None
         return Response({"accepted": result.accepted, "duplicates": result.duplicates,
                          "rejected": result.rejected})
+
+
+class RecommendationsView(MemberAPIView):
+    @extend_schema(
+        operation_id="me_recommendations",
+        summary="Items suggested to the member, best first, each with its reason",
+        description="From the last profile computation. Empty for a member who refused profiling (consent "
+        "`profiling` false) and before the first computation; items taken off sale are left out.",
+        responses={200: s.RecommendationSerializer(many=True), **s.AUTH_ERRORS},
+    )
+    def get(self, request):
+        return Response(profile_queries.recommendations_for(request.member))

@@ -10,5 +10,6 @@ urlpatterns = [
     path("me", api.MeView.as_view(), name="api-me"),
     path("me/consent", api.ConsentView.as_view(), name="api-me-consent"),
     path("me/export", api.ExportView.as_view(), name="api-me-export"),
+    path("me/recommendations", api.RecommendationsView.as_view(), name="api-me-recommendations"),
     path("events", api.EventsView.as_view(), name="api-events"),
 ]

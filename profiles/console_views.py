@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from profiles import member_list, tagging
+from profiles.computation.queries import profile_card
 from profiles.member_list import (
     SEARCH_MODES,
     BadCursor,
@@ -228,6 +229,7 @@ def member_detail(request, member_id: int):
         "other_tags": [t for t in all_tags if t.pk not in member_tag_ids],
         "consents": ConsentEvent.objects.filter(member=member).order_by("-created_at", "-pk")[:100],
         "timeline": timeline(member),
+        "profile_card": profile_card(member),
     })
 
 

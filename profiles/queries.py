@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from profiles import privacy
+from profiles.computation.queries import profile_summary
 from profiles.models import Member
 
 
@@ -41,7 +42,7 @@ def member_summary(member: Member) -> dict[str, Any]:
         "consent": consent_of(member),
         "first_seen_at": member.first_seen_at,
         "last_seen_at": member.last_seen_at,
-        "profile": None,
+        "profile": profile_summary(member),
     }
 
 

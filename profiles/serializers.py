@@ -150,3 +150,21 @@ class EventBatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Events stored now.")
     duplicates = serializers.IntegerField(help_text="Valid events whose event_id was seen before.")
     rejected = RejectionSerializer(many=True)
+
+
+# --- recommendations -----------------------------------------------------------------------------------
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    category = serializers.CharField()
+    price_fen = serializers.IntegerField()
+
+
+class RecommendationSerializer(serializers.Serializer):
+    item = RecommendedItemSerializer()
+    score = serializers.FloatField(help_text="Higher is a stronger suggestion; comparable within one member's list.")
+    reason = serializers.CharField(help_text="Why it is suggested, for the member to read, e.g. "
+                                             "买过 拿铁 的顾客也常买 黄油可颂.")
+    source = serializers.ChoiceField(choices=["copurchase", "interest", "popular"])
