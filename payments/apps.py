@@ -14,5 +14,8 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
+        from payments import privacy
+
+        privacy.register()
         for name, entry in BEAT.items():
             settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)

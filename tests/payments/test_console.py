@@ -108,3 +108,16 @@ def test_reconciliation_page_lists_flagged_notifications_and_resolving_clears_th
     assert client.post(f"/console/shop-a/orders/notifications/{note.pk}/resolve/").status_code == 302
     assert reload(shop_a, order).needs_attention is False
     assert "amount_mismatch" not in client.get("/console/shop-a/orders/reconciliation/").content.decode()
+
+
+def test_console_refund_while_wechat_is_down_is_kept_for_later(client, paying_a, staff_factory, settings,
+                                                                django_capture_on_commit_callbacks):
+    order = _paid_for_console(client, paying_a)
+    _login(client, paying_a, "owner", staff_factory)
+    settings.WECHATPAY_API_BASE = "http://127.0.0.1:9/nowhere"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/console/shop-a/orders/{order.pk}/refund/", {"amount": "10.00"})
+    assert response.status_code == 302
+    with tenant_context(paying_a.tenant):
+        assert list(Refund.objects.values_list("amount_fen", "state")) == [(1000, "requested")]
+    assert reload(paying_a, order).refunded_fen == 0

@@ -240,3 +240,20 @@ def test_a_lost_fulfilment_is_sent_again_by_the_scan_and_applies_once(client, pa
 
         assert Event.objects.filter(kind="purchase").count() == 1
     assert fulfilment.fulfil(paying_a.tenant, order.pk) is False
+
+
+def test_member_export_and_erase_cover_orders(client, paying_a, paying_b):
+    from profiles.privacy import erase_sections, export_sections
+
+    order = _paid(client, paying_a)
+    order_b = _paid(client, paying_b)
+    with tenant_context(paying_a.tenant):
+        exported = export_sections(paying_a.member)["orders"]
+        assert [(o["out_trade_no"], o["state"], o["payable_fen"]) for o in exported] == [
+            (order.out_trade_no, "paid", 5600)]
+        erase_sections(paying_a.member)
+        note = PaymentNotification.objects.get(order=order)
+        assert (note.raw_body, "payer" in note.resource) == ("", False)
+        assert Order.objects.get(pk=order.pk).state == "paid"  # kept for the merchant's accounts
+    with tenant_context(paying_b.tenant):
+        assert PaymentNotification.objects.get(order=order_b).resource["payer"]["openid"]
