@@ -473,6 +473,15 @@ def bump_attempts(notification: PaymentNotification) -> None:
                                                                    last_received_at=timezone.now())
 
 
+def clear_attention_if_settled(order: Order | None) -> None:
+    """Drop the order's attention flag once none of its notifications is flagged and unresolved."""
+    if order is None or PaymentNotification.objects.filter(
+        order_id=order.pk, outcome=Outcome.FLAGGED, resolved_at__isnull=True
+    ).exists():
+        return
+    Order.objects.filter(pk=order.pk).update(needs_attention=False)
+
+
 def resolve_notification(tenant: Tenant, notification_pk: int, *, actor) -> PaymentNotification:
     """Staff marks a flagged notification as handled (e.g. the money was refunded by hand)."""
     with tenant_context(tenant):
@@ -481,10 +490,8 @@ def resolve_notification(tenant: Tenant, notification_pk: int, *, actor) -> Paym
             notification.resolved_at = timezone.now()
             notification.resolved_by = actor
             notification.save(update_fields=["resolved_at", "resolved_by"])
-            if notification.order_id and not PaymentNotification.objects.filter(
-                order_id=notification.order_id, outcome=Outcome.FLAGGED, resolved_at__isnull=True
-            ).exists():
-                Order.objects.filter(pk=notification.order_id).update(needs_attention=False)
+            if notification.order_id:
+                clear_attention_if_settled(Order(pk=notification.order_id))
             audit(tenant, "order.notification_resolved", actor=actor, target=notification.out_trade_no,
                   notification=notification.notify_id, reason=notification.flag_reason)
     return notification

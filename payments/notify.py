@@ -93,6 +93,13 @@ def _settle_and_record(tenant: Tenant, channel: str, notify_id: str, settle, *, 
                        duplicate=False)
     existing = PaymentNotification.objects.select_for_update().get(channel=channel, notify_id=notify_id)
     actions.bump_attempts(existing)
+    if settlement.outcome == Outcome.APPLIED:
+        # It did not fit before and does now (e.g. the merchant's Pay settings were being changed):
+        # this retry is the one that applied it, so the record says so.
+        PaymentNotification.objects.filter(pk=existing.pk).update(
+            outcome=Outcome.APPLIED, flag_reason="", flag_details={}, order=settlement.order)
+        actions.clear_attention_if_settled(settlement.order)
+        return Handled(existing.pk, Outcome.APPLIED, "", duplicate=True)
     return Handled(existing.pk, existing.outcome, existing.flag_reason, duplicate=True)
 
 

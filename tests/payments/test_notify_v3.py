@@ -11,7 +11,7 @@ from django.db import OperationalError, connection
 from django.test import Client
 
 from payments import signals
-from payments.models import OrderTransition, PaymentNotification
+from payments.models import Order, OrderTransition, PaymentNotification
 from profiles.models import Event
 from tenants import actions as tenant_actions
 from tenants.context import tenant_context
@@ -346,3 +346,20 @@ def test_stored_resource_is_the_decrypted_content(client, shop_a):
         stored = PaymentNotification.objects.get()
     assert stored.resource == json.loads(json.dumps(resource))
     assert "ciphertext" in stored.raw_body and order.out_trade_no not in stored.raw_body
+
+
+def test_a_flagged_notification_that_fits_on_retry_is_applied_and_recorded_so(client, shop_a):
+    order = shop_a.order()
+    headers, body = shop_a.notification(shop_a.resource(order), notify_id="EV-LATE")
+    with tenant_context(shop_a.tenant):
+        Order.objects.filter(pk=order.pk).update(payable_fen=1)  # the order did not match at first
+    assert post_notify(client, shop_a, headers, body).status_code == 400
+    with tenant_context(shop_a.tenant):
+        Order.objects.filter(pk=order.pk).update(payable_fen=5600)
+    retry = sign_notification_body(shop_a.platform_pem, headers["Wechatpay-Serial"], body)
+    retry.pop("Content-Type")
+    assert post_notify(client, shop_a, retry, body).status_code == 204
+    order, transitions, notes, events = _state(shop_a, order)
+    assert (order.state, notes, events) == ("paid", [("applied", "", 2)], 1)
+    assert order.needs_attention is False
+    assert post_notify(client, shop_a, retry, body).status_code == 204
