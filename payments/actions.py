@@ -60,7 +60,7 @@ def new_out_trade_no() -> str:
 
 def _normalise_lines(lines: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
     if not isinstance(lines, list | tuple) or not 1 <= len(lines) <= MAX_LINES:
-        raise PaymentsError("invalid_lines", details_max=MAX_LINES)
+        raise PaymentsError("invalid_lines", max_lines=MAX_LINES)
     merged: dict[str, int] = {}
     for line in lines:
         sku = line.get("sku") if isinstance(line, dict) else None
@@ -144,6 +144,11 @@ def create_order(tenant: Tenant, member: Member, *, client_order_id: str, lines:
         ])
         OrderTransition.objects.create(order=order, from_state="", to_state=Order.State.CREATED, cause=Cause.API,
                                        details={"client_order_id": client_order_id})
+        if order.payable_fen == 0:
+            # Fully covered by a coupon (an exchange coupon, say): nothing for WeChat to collect.
+            states.mark_paid(order, transaction_id="", paid_at=order.created_at, cause=Cause.API,
+                             details={"reason": "nothing_to_pay"})
+            fulfilment.schedule(order)
     return order, True
 
 

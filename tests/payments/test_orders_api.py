@@ -257,3 +257,15 @@ def test_paid_order_consumes_coupon_and_earns_points(client, paying_a, sandbox,
     assert _coupon_state(paying_a, coupon) == ("used", number)  # consumed by the fulfilment after commit
     with tenant_context(paying_a.tenant):
         assert Member.objects.get(pk=paying_a.member.pk).points == 51  # 51.00 yuan paid, 1 point per yuan
+
+
+def test_an_order_the_coupon_pays_in_full_is_paid_at_once(client, shop_a, django_capture_on_commit_callbacks):
+    coupon = _coupon(shop_a, name="免费拿铁", kind="exchange", value=0, threshold_fen=0,
+                     exchange_item=shop_a.items["LATTE"])
+    with django_capture_on_commit_callbacks(execute=True):
+        data = _create(client, shop_a, {"client_order_id": "free", "lines": [{"sku": "LATTE", "qty": 1}],
+                                        "coupon": coupon.code}).json()
+    assert (data["state"], data["payable_fen"], data["discount_fen"]) == ("paid", 0, 2800)
+    assert _coupon_state(shop_a, coupon) == ("used", data["out_trade_no"])
+    response = _pay(client, shop_a, data["out_trade_no"])
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "order_paid")
