@@ -71,15 +71,17 @@ def _swap_gucs(values: dict[str, str]) -> dict[str, str]:
 @contextmanager
 def _gucs(values: dict[str, str]) -> Iterator[None]:
     """One unit of work; on PostgreSQL it holds transaction-local settings, restoring the old ones."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
         if not _is_postgres():
             yield
             return
         previous = _swap_gucs(values)
         yield
-        # On an exception the savepoint rollback undoes set_config by itself; on success we must
-        # put the old values back, or they would outlive this block in the enclosing transaction.
-        if not connection.needs_rollback:
+        # The outermost transaction's COMMIT or ROLLBACK drops transaction-local settings by itself
+        # (no extra round trip on every request). Inside a savepoint, a rollback undoes set_config
+        # too; but a clean exit must put the old values back, or they would outlive this block.
+        if not outermost and not connection.needs_rollback:
             _swap_gucs(previous)
 
 

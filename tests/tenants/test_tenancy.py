@@ -166,3 +166,17 @@ def test_setting_does_not_outlive_the_context(tenant_a):
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(current_setting('app.tenant_id', true), '')")
         assert cursor.fetchone()[0] == ""
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_setting_does_not_outlive_an_outermost_context(tenant_a):
+    """No restore round trip at the top level: the commit itself must drop the setting."""
+    with tenant_context(tenant_a):
+        AuditEvent.objects.create(action="top-level")
+    assert not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(current_setting('app.tenant_id', true), '')")
+        assert cursor.fetchone()[0] == ""
+        cursor.execute(f"SELECT count(*) FROM {AuditEvent._meta.db_table}")
+        assert cursor.fetchone()[0] == 0
