@@ -14,8 +14,9 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
-        from payments import privacy
+        from payments import privacy, seeding
 
         privacy.register()
+        seeding.register()
         for name, entry in BEAT.items():
             settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)

@@ -4,7 +4,8 @@ Two halves. The generator (``make_plan``, ``planted``, ``simulate``, ``generate`
 it produces, member by member, a member record, its behaviour events and its purchases as plain
 records, touching no database. The writer (``seed_tenant``) streams those records into one
 tenant's tables in chunks: COPY on PostgreSQL, batched INSERTs elsewhere. Other writers (paid
-orders, say) can consume the same ``SeededMember`` bundles through ``extra_writers``.
+orders, say) consume the same ``SeededMember`` bundles: passed as ``extra_writers``, or registered
+with ``register_seed_writer`` by an app this one may not import (from its ``AppConfig.ready``).
 
 Reproducible: member ``i`` of seed ``s`` is drawn from its own random stream, so its openid,
 planted group and history do not depend on how many members are generated or on the tenant.
@@ -32,7 +33,7 @@ import random
 import time
 from bisect import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
@@ -530,6 +531,7 @@ class SeedReport:
     planted_csv: Path
     seconds: float = 0.0
     pairs: tuple[PairSpec, ...] = PAIRS
+    notes: list[str] = field(default_factory=list)  # one line per registered writer that describes itself
 
     def observe(self, seeded: SeededMember, by_sku: dict[str, ItemSpec]) -> None:
         stats = self.groups.setdefault(seeded.group, GroupStats())
@@ -662,7 +664,17 @@ def _ensure_tags(names: Iterable[str]) -> dict[str, int]:
     return dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
 
 
-ChunkWriter = Callable[[Tenant, list[SeededMember], dict[str, int]], None]
+# A writer may return counts (orders, fen…); a registered writer's ``describe`` turns their run
+# totals into a line of the command's summary.
+ChunkWriter = Callable[[Tenant, list[SeededMember], dict[str, int]], Mapping[str, int] | None]
+_registered: list[tuple[ChunkWriter, Callable[[Counter], str] | None]] = []
+
+
+def register_seed_writer(writer: ChunkWriter, *, describe: Callable[[Counter], str] | None = None) -> ChunkWriter:
+    """Have every ``seed_tenant`` run call ``writer`` on each chunk too, before any ``extra_writers``."""
+    if all(w is not writer for w, _ in _registered):
+        _registered.append((writer, describe))
+    return writer
 
 
 def seed_tenant(tenant: Tenant, *, members: int, days: int, seed: int, end: datetime | None = None,
@@ -672,9 +684,12 @@ def seed_tenant(tenant: Tenant, *, members: int, days: int, seed: int, end: date
 
     Each chunk of members is one unit of work inside the tenant context: an interrupted run leaves
     whole chunks, and running it again completes it. ``progress(members, events)`` is called after
-    each chunk; ``extra_writers`` get each chunk's new members with their database ids.
+    each chunk; registered writers, then ``extra_writers``, get each chunk's new members with their
+    database ids, in the chunk's unit of work.
     """
     started = time.monotonic()
+    writers = list(dict.fromkeys([w for w, _ in _registered] + list(extra_writers)))
+    totals: dict[ChunkWriter, Counter] = {w: Counter() for w in writers}
     catalogue, item_ids, categories_created, items_created = ensure_catalogue(tenant)
     plan = make_plan(seed=seed, members=members, days=days, end=end, catalogue=catalogue)
     shop = _Shop(plan)
@@ -707,8 +722,8 @@ def seed_tenant(tenant: Tenant, *, members: int, days: int, seed: int, end: date
                 batch = [simulate(plan, i, shop) for i in todo]
                 ids = _write_chunk(tenant, batch, item_ids, tag_ids, member_table, event_table, consent_table,
                                    tag_table)
-                for writer in extra_writers:
-                    writer(tenant, batch, ids)
+                for writer in writers:
+                    totals[writer].update(writer(tenant, batch, ids) or {})
             for seeded in batch:
                 report.observe(seeded, shop.by_sku)
                 report.events += len(seeded.events)
@@ -719,6 +734,7 @@ def seed_tenant(tenant: Tenant, *, members: int, days: int, seed: int, end: date
                 progress(len(indices), sum(len(s.events) for s in batch))
     os.replace(partial, path)
     report.seconds = time.monotonic() - started
+    report.notes = [describe(totals[w]) for w, describe in _registered if describe is not None]
     audit(tenant, "demo.seeded", target=f"seed {seed}", seed=seed, members=members, days=days,
           added=report.added, events=report.events)
     return report

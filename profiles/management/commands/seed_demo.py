@@ -74,6 +74,8 @@ class Command(BaseCommand):
                "skipped": report.skipped, "events": report.events, "purchases": report.purchases})
         out(_("商品目录：新建分类 %(c)d，新建商品 %(i)d。")
             % {"c": report.categories_created, "i": report.items_created})
+        for note in report.notes:
+            out(note)
         if report.seconds > 0:
             out(_("用时 %(s).1f 秒：%(m).0f 会员/秒，%(e).0f 事件/秒。")
                 % {"s": report.seconds, "m": report.added / report.seconds, "e": report.events / report.seconds})
