@@ -146,7 +146,9 @@ def test_purchases_are_consistent_with_catalogue_and_members(tenant_a, tmp_path)
     assert purchases
     for amount, props, item_id in purchases:
         assert item_id is None
-        assert amount == props["amount_fen"] == sum(line["qty"] * line["price_fen"] for line in props["items"])
+        # A 会员日 coupon (payments' seed writer) takes its discount off what was paid; items keep list prices.
+        assert amount == props["amount_fen"] == (sum(line["qty"] * line["price_fen"] for line in props["items"])
+                                                 - props.get("discount_fen", 0))
         assert all(prices[line["sku"]] == line["price_fen"] for line in props["items"])
     last = defaultdict(lambda: None)
     for openid, ts, _ in events:
@@ -223,7 +225,9 @@ def test_extra_writers_get_each_new_member_with_its_database_id(tenant_a, tmp_pa
     assert {t for t, _ in seen} == {tenant_a.pk}
     by_member = {member_id: purchases for _, rows in seen for member_id, purchases in rows}
     with tenant_context(tenant_a):
-        stored = Counter(Event.objects.filter(kind="purchase").values_list("member_id", "event_id", "amount_fen"))
+        stored = Counter((member_id, event_id, amount + props.get("discount_fen", 0))  # list price, as recorded
+                         for member_id, event_id, amount, props in Event.objects.filter(kind="purchase")
+                         .values_list("member_id", "event_id", "amount_fen", "props"))
     assert stored == Counter((mid, p.event_id, p.amount_fen) for mid, ps in by_member.items() for p in ps)
 
 
