@@ -44,6 +44,11 @@ def _json_text(column: str, key: str) -> str:
     return f"json_extract({column}, '$.{key}')"
 
 
+def _fence() -> str:
+    """Ends a subquery the planner must not fold into the outer query (SQLite wants a LIMIT first)."""
+    return "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+
+
 def _param(value: datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
@@ -89,6 +94,7 @@ class Catalogue:
     item_price: np.ndarray
     category_ids: np.ndarray
     category_names: list[str]
+    skus: dict[str, int] = field(default_factory=dict)  # sku → item id
 
     def item_index(self) -> dict[int, int]:
         return {int(pk): n for n, pk in enumerate(self.item_ids)}
@@ -124,29 +130,36 @@ class Features:
 
 
 def _activity_sql(cuts: list[datetime]) -> tuple[str, list]:
-    """One scan of the events, one group per member, a block of columns per cut-off time."""
-    ts = _epoch("ts")
+    """One scan of the events, one group per member, a block of columns per cut-off time.
+
+    The inner query turns each row into plain numbers once (the fence keeps the planner from
+    folding it into the outer one, which would repeat the epoch extraction in every CASE).
+    """
     promo = f"({_json_text('props', 'promo')} IS NOT NULL OR {_json_text('props', 'coupon_id')} IS NOT NULL)"
     columns: list[str] = []
-    params: list = []
     for cut in cuts:
         c = cut.timestamp()
-        within = f"{ts} < {c!r}"
-        purchase = f"kind = 'purchase' AND {within}"
+        within = f"t < {c!r}"
+        purchase = f"p = 1 AND {within}"
         columns += [
             f"SUM(CASE WHEN {purchase} THEN 1 ELSE 0 END)",
-            f"SUM(CASE WHEN {purchase} THEN COALESCE(amount_fen, 0) ELSE 0 END)",
-            f"SUM(CASE WHEN {purchase} AND {promo} THEN 1 ELSE 0 END)",
-            f"MAX(CASE WHEN {purchase} THEN {ts} END)",
-            f"MIN(CASE WHEN {purchase} THEN {ts} END)",
+            f"SUM(CASE WHEN {purchase} THEN a ELSE 0 END)",
+            f"SUM(CASE WHEN {purchase} THEN pr ELSE 0 END)",
+            f"MAX(CASE WHEN {purchase} THEN t END)",
+            f"MIN(CASE WHEN {purchase} THEN t END)",
             f"SUM(CASE WHEN {within} THEN 1 ELSE 0 END)",
-            *(f"SUM(CASE WHEN {within} AND {ts} >= {c - d * DAY!r} THEN 1 ELSE 0 END)" for d in (7, 30, 90)),
-            f"SUM(CASE WHEN kind = 'add_to_cart' AND {within} AND {ts} >= {c - 30 * DAY!r} THEN 1 ELSE 0 END)",
-            f"MAX(CASE WHEN {within} THEN {ts} END)",
+            *(f"SUM(CASE WHEN {within} AND t >= {c - d * DAY!r} THEN 1 ELSE 0 END)" for d in (7, 30, 90)),
+            f"SUM(CASE WHEN ca = 1 AND {within} AND t >= {c - 30 * DAY!r} THEN 1 ELSE 0 END)",
+            f"MAX(CASE WHEN {within} THEN t END)",
         ]
     # Cut-offs are inlined as float literals (our own numbers, not input): the CASEs compare epochs.
-    sql = (f"SELECT member_id, {', '.join(columns)} FROM {_table(Event)} "  # noqa: S608
-           f"WHERE tenant_id = %s AND ts < %s GROUP BY member_id")
+    sql = (f"SELECT member_id, {', '.join(columns)} FROM ("  # noqa: S608
+           f"SELECT member_id, {_epoch('ts')} AS t, "
+           f"CASE WHEN kind = 'purchase' THEN 1 ELSE 0 END AS p, "
+           f"CASE WHEN kind = 'add_to_cart' THEN 1 ELSE 0 END AS ca, "
+           f"CASE WHEN kind = 'purchase' THEN COALESCE(amount_fen, 0) ELSE 0 END AS a, "
+           f"CASE WHEN kind = 'purchase' AND {promo} THEN 1 ELSE 0 END AS pr "
+           f"FROM {_table(Event)} WHERE tenant_id = %s AND ts < %s {_fence()}) s GROUP BY member_id")
     params = [require_tenant().pk, _param(max(cuts))]
     return sql, params
 
@@ -187,7 +200,7 @@ def read_catalogue() -> Catalogue:
     tenant_id = require_tenant().pk
     categories = sorted(Category.objects.filter(tenant_id=tenant_id).values_list("id", "name"))
     items = sorted(Item.objects.filter(tenant_id=tenant_id).values_list("id", "name", "category_id", "active",
-                                                                        "price_fen"))
+                                                                        "price_fen", "sku"))
     category_at = {pk: n for n, (pk, _) in enumerate(categories)}
     return Catalogue(
         item_ids=np.array([i[0] for i in items], dtype=np.int64),
@@ -197,35 +210,37 @@ def read_catalogue() -> Catalogue:
         item_price=np.array([i[4] for i in items], dtype=np.int64),
         category_ids=np.array([c[0] for c in categories], dtype=np.int64),
         category_names=[c[1] for c in categories],
+        skus={i[5]: i[0] for i in items},
     )
 
 
 def _lines_sql() -> str:
-    event, item = _table(Event), _table(Item)
+    """Purchase lines as (member, sku, epoch, qty); a purchase without ``items`` but with a ``sku``
+    counts as one line, keyed by its item id (as text) in the SKU's place. SKUs are matched to items in Python: a join against the catalogue under
+    row-level security planned as a nested loop and cost a minute on a million events."""
+    event = _table(Event)
     ts = _epoch("e.ts")
     if connection.vendor == "postgresql":
         return f"""
-        SELECT e.member_id, i.id, {ts},
+        SELECT e.member_id, l->>'sku', {ts},
                CASE WHEN jsonb_typeof(l->'qty') = 'number' THEN GREATEST((l->>'qty')::numeric::int, 1) ELSE 1 END
         FROM {event} e
         CROSS JOIN LATERAL jsonb_array_elements(
             CASE WHEN jsonb_typeof(e.props->'items') = 'array' THEN e.props->'items' ELSE '[]'::jsonb END) l
-        JOIN {item} i ON i.tenant_id = e.tenant_id AND i.sku = l->>'sku'
         WHERE e.tenant_id = %s AND e.kind = 'purchase' AND e.ts < %s
         UNION ALL
-        SELECT e.member_id, e.item_id, {ts}, 1 FROM {event} e
+        SELECT e.member_id, CAST(e.item_id AS TEXT), {ts}, 1 FROM {event} e
         WHERE e.tenant_id = %s AND e.kind = 'purchase' AND e.ts < %s AND e.item_id IS NOT NULL
           AND COALESCE(jsonb_array_length(CASE WHEN jsonb_typeof(e.props->'items') = 'array'
                                                THEN e.props->'items' END), 0) = 0
         """  # noqa: S608 - table names only
     return f"""
-    SELECT e.member_id, i.id, {ts},
+    SELECT e.member_id, json_extract(l.value, '$.sku'), {ts},
            CASE WHEN json_type(l.value, '$.qty') = 'integer' THEN max(json_extract(l.value, '$.qty'), 1) ELSE 1 END
     FROM {event} e, json_each(e.props, '$.items') l
-    JOIN {item} i ON i.tenant_id = e.tenant_id AND i.sku = json_extract(l.value, '$.sku')
     WHERE e.tenant_id = %s AND e.kind = 'purchase' AND e.ts < %s AND json_type(e.props, '$.items') = 'array'
     UNION ALL
-    SELECT e.member_id, e.item_id, {ts}, 1 FROM {event} e
+    SELECT e.member_id, CAST(e.item_id AS TEXT), {ts}, 1 FROM {event} e
     WHERE e.tenant_id = %s AND e.kind = 'purchase' AND e.ts < %s AND e.item_id IS NOT NULL
       AND COALESCE(json_array_length(e.props, '$.items'), 0) = 0
     """  # noqa: S608 - table names only
@@ -235,7 +250,16 @@ def read_lines(index: dict[int, int], catalogue: Catalogue, as_of: datetime) -> 
     tenant_id = require_tenant().pk
     rows = _fetch(_lines_sql(), [tenant_id, _param(as_of), tenant_id, _param(as_of)])
     item_at = catalogue.item_index()
-    kept = [(index[m], item_at[i], t, q) for m, i, t, q in rows if m in index and i in item_at]
+    by_sku = {sku: item_at[int(pk)] for sku, pk in catalogue.skus.items()}
+    by_id = {str(pk): n for pk, n in item_at.items()}
+    kept = []
+    for m, key, t, q in rows:
+        at = index.get(m)
+        item = by_sku.get(key)
+        if item is None:
+            item = by_id.get(key)
+        if at is not None and item is not None:
+            kept.append((at, item, t, q))
     if not kept:
         empty = np.zeros(0, dtype=np.int64)
         return Lines(empty, empty.astype(np.int32), empty.astype(np.float64), empty.astype(np.int32))
@@ -256,17 +280,20 @@ def read_interest(index: dict[int, int], n: int, catalogue: Catalogue, lines: Li
         return interest, bought
     tau = float(INTEREST_HALF_LIFE_DAYS * DAY / np.log(2))
     now = as_of.timestamp()
-    weight = "CASE e.kind " + " ".join(f"WHEN '{k}' THEN {w!r}" for k, w in KIND_WEIGHTS.items()) + " ELSE 0 END"
-    sql = (f"SELECT e.member_id, i.category_id, SUM({weight} * EXP(({_epoch('e.ts')} - {now!r}) / {tau!r})) "  # noqa: S608
-           f"FROM {_table(Event)} e JOIN {_table(Item)} i ON i.id = e.item_id AND i.tenant_id = e.tenant_id "
-           f"WHERE e.tenant_id = %s AND e.ts < %s AND e.item_id IS NOT NULL AND e.kind <> 'purchase' "
-           f"GROUP BY e.member_id, i.category_id")
+    weight = "CASE kind " + " ".join(f"WHEN '{k}' THEN {w!r}" for k, w in KIND_WEIGHTS.items()) + " ELSE 0 END"
+    # Grouped by item rather than joined to categories: no join against the RLS-guarded catalogue,
+    # and the (member, item) groups map to categories in numpy.
+    sql = (f"SELECT member_id, item_id, SUM({weight} * EXP((t - {now!r}) / {tau!r})) FROM ("  # noqa: S608
+           f"SELECT member_id, item_id, kind, {_epoch('ts')} AS t FROM {_table(Event)} "
+           f"WHERE tenant_id = %s AND ts < %s AND item_id IS NOT NULL AND kind <> 'purchase' {_fence()}) s "
+           f"GROUP BY member_id, item_id")
     rows = _fetch(sql, [require_tenant().pk, _param(as_of)])
-    category_at = {int(pk): k for k, pk in enumerate(catalogue.category_ids)}
-    kept = [(index[m], category_at[cat], w) for m, cat, w in rows if m in index and cat in category_at]
+    item_at = catalogue.item_index()
+    kept = [(index[m], item_at[i], w) for m, i, w in rows if m in index and i in item_at]
     if kept:
         data = np.array(kept, dtype=np.float64)
-        np.add.at(interest, (data[:, 0].astype(np.int64), data[:, 1].astype(np.int64)), data[:, 2])
+        cats = catalogue.item_category[data[:, 1].astype(np.int64)]
+        np.add.at(interest, (data[:, 0].astype(np.int64), cats), data[:, 2])
     if len(lines.member):
         w = PURCHASE_LINE_WEIGHT * lines.qty * np.exp((lines.ts - now) / tau)
         cats = catalogue.item_category[lines.item]
