@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import F
 from django.utils.translation import gettext as _
 
@@ -192,7 +193,7 @@ def write_orders(tenant: Tenant, batch: list[SeededMember], ids: dict[str, int])
         coupon_ids = _write_coupons(tenant, coupons.template, [o for o in planned if o.coupon_code])
         order_ids = _write_orders(tenant, planned, coupon_ids)
         _write_lines_and_transitions(tenant, planned, order_ids)
-        _rewrite_coupon_events(batch, [o for o in planned if o.coupon_code], coupon_ids)
+        _rewrite_coupon_events(tenant, batch, [o for o in planned if o.coupon_code], coupon_ids)
     used = [o for o in planned if o.coupon_code]
     return {"orders": len(planned), "revenue_fen": sum(o.payable_fen for o in planned),
             "coupons_used": len(used), "discount_fen": sum(o.discount_fen for o in used)}
@@ -273,22 +274,27 @@ def _write_lines_and_transitions(tenant: Tenant, planned: list[_Planned], order_
     transitions.write(transition_rows)
 
 
-def _rewrite_coupon_events(batch: list[SeededMember], orders: list[_Planned], coupon_ids: dict[str, int]) -> None:
+def _rewrite_coupon_events(tenant: Tenant, batch: list[SeededMember], orders: list[_Planned],
+                           coupon_ids: dict[str, int]) -> None:
     """A coupon order's purchase event says what was paid, as the event of a real payment does."""
     if not orders:
         return
     props = {e.event_id: e.props for s in batch for e in s.events if e.kind == "purchase"}
-    by_event = {o.purchase.event_id: o for o in orders}
-    events = list(Event.objects.filter(event_id__in=list(by_event)).only("pk", "event_id"))
-    for event in events:
-        o = by_event[event.event_id]
-        items = [{**item, "discount_fen": share} for item, share in zip(props[event.event_id]["items"], o.discounts,
+    props_field = Event._meta.get_field("props")
+    rows = []
+    for o in orders:
+        event_id = o.purchase.event_id
+        items = [{**item, "discount_fen": share} for item, share in zip(props[event_id]["items"], o.discounts,
                                                                         strict=True)]
-        event.amount_fen = o.payable_fen
-        event.props = {**props[event.event_id], "amount_fen": o.payable_fen, "items": items,
-                       "discount_fen": o.discount_fen, "coupon_id": coupon_ids[o.coupon_code],
-                       "out_trade_no": o.out_trade_no}
-    Event.objects.bulk_update(events, ["amount_fen", "props"], batch_size=500)
+        paid = {**props[event_id], "amount_fen": o.payable_fen, "items": items, "discount_fen": o.discount_fen,
+                "coupon_id": coupon_ids[o.coupon_code], "out_trade_no": o.out_trade_no}
+        rows.append((o.payable_fen, props_field.get_db_prep_save(paid, connection), tenant.pk, event_id))
+    # One statement per row, pipelined by the driver: bulk_update's CASE over JSON spent more time
+    # building SQL than the database spent running it.
+    table = connection.ops.quote_name(Event._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET amount_fen = %s, props = %s "  # noqa: S608 - table name only
+                           "WHERE tenant_id = %s AND event_id = %s", rows)
 
 
 def describe(totals: Counter) -> str:
