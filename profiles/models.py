@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Right, Upper
 from django.utils.translation import gettext_lazy as _
 
 from tenants.crypto import EncryptedTextField
@@ -58,6 +60,11 @@ class Member(TenantOwnedModel):
             models.Index(fields=["tenant", "tier", "-last_seen_at"], name="member_tenant_tier"),
             models.Index(fields=["tenant", "phone_digest"], name="member_tenant_phone"),
             models.Index(fields=["tenant", "unionid"], name="member_tenant_unionid"),
+            # Built concurrently by migration 0003 (pattern ops for the nickname on PostgreSQL).
+            models.Index(fields=["tenant", "-points", "id"], name="member_tenant_points"),
+            models.Index(fields=["tenant", "-first_seen_at", "id"], name="member_tenant_first_seen"),
+            models.Index(F("tenant"), Right("phone_masked", 4), name="member_tenant_phone4"),
+            models.Index(F("tenant"), Upper("nickname"), name="member_tenant_nick_upper"),
         ]
 
     def __str__(self) -> str:
