@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from profiles import event_store, ingest, privacy
-from profiles.models import ConsentEvent, Member
+from profiles.models import ConsentEvent, Member, MemberProfile, Recommendation
 from tenants.actions import audit
 from tenants.context import current_tenant, tenant_context
 from tenants.models import Tenant
@@ -65,9 +65,23 @@ def set_consent(tenant: Tenant, *, member: Member, marketing: bool | None = None
         if written:
             current.save(update_fields=changed)
             ConsentEvent.objects.bulk_create(written)
+        if profiling is False and "consent_profiling" in changed:
+            _forget_personalisation(current)
     for name in ("consent_marketing", "consent_marketing_at", "consent_profiling", "consent_profiling_at"):
         setattr(member, name, getattr(current, name))
     return written
+
+
+def _forget_personalisation(member: Member) -> None:
+    """Profiling withdrawn: drop what was inferred about the member now, not at the next run.
+
+    Only the plain purchase facts stay (what a member who never consented keeps after a run).
+    """
+    Recommendation.objects.filter(member=member).delete()
+    MemberProfile.objects.filter(member=member).update(
+        profiled=False, r_score=None, f_score=None, m_score=None, rfm_segment="", cluster=None,
+        cluster_label="", interest_tags=[], propensity=None, predicted_spend_fen=None,
+    )
 
 
 def erase_member(tenant: Tenant, *, member: Member) -> None:

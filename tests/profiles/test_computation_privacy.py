@@ -71,6 +71,13 @@ def test_withdrawing_consent_hides_the_last_runs_results_at_once(tenant_a, api):
     assert api.call("GET", "me", **auth(member))[1]["profile"]["profiled"] is False
     with tenant_context(tenant_a):
         assert queries.profile_card(member).personal is False
+        # Gone from the database too, not only hidden: segments read these rows directly.
+        assert not Recommendation.objects.filter(member=member).exists()
+        p = MemberProfile.objects.get(member=member)
+        assert (p.profiled, p.cluster, p.cluster_label, p.rfm_segment, p.propensity, p.interest_tags) == (
+            False, None, "", "", None, [])
+        assert p.frequency == 3  # the plain facts stay
+        assert Recommendation.objects.filter(member=buyers[1]).exists()
 
 
 def test_erased_members_are_skipped_and_their_rows_go(tenant_a):
