@@ -25,3 +25,18 @@ def within(tenant: Tenant) -> Iterator[None]:
     else:
         with tenant_context(tenant):
             yield
+
+
+@contextmanager
+def joined(tenant: Tenant) -> Iterator[None]:
+    """The tenant's open unit of work as it is (no savepoint), or a new one for callers outside it.
+
+    For actions that undo their own partial effects before raising, so a savepoint would only add
+    two round trips.
+    """
+    active = current_tenant()
+    if active is not None and active.pk == tenant.pk:
+        yield
+    else:
+        with tenant_context(tenant):
+            yield

@@ -1,12 +1,14 @@
 """State changes of coupons: templates, claims and grants, the order lifecycle, revocation.
 
-Concurrency (PostgreSQL, READ COMMITTED): a claim inserts its coupon, then bumps the member's
-counter row with ``INSERT … ON CONFLICT DO UPDATE … WHERE count < limit``, then takes stock with
-``UPDATE … SET issued = issued + 1 WHERE issued < stock``. Each is one statement that re-checks its
+Concurrency (PostgreSQL, READ COMMITTED): a claim bumps the member's counter row with
+``INSERT … ON CONFLICT DO UPDATE … WHERE count < limit``, takes stock with
+``UPDATE … SET issued = issued + 1 WHERE issued < stock`` and inserts the coupon. Each re-checks its
 condition on the latest committed row, so neither the per-member limit nor the stock can be
-exceeded; a refusal rolls the coupon back. Every path locks counter rows before the template row
-(bulk grants too, counters in member-id order), so claims and grants never deadlock each other. The
-hot stock row is touched last, to hold its lock for as short a time as possible.
+exceeded. On PostgreSQL the three (and the Idempotency-Key look-up) are one statement, so the hot
+stock row is locked from the middle of that statement to the commit and no longer; what a refused
+claim already counted is put back before the refusal is raised. Every path locks counter rows
+before the template row (bulk grants too, counters in member-id order), so claims and grants never
+deadlock each other.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from django.utils.translation import gettext as _
 
 from campaigns import queries
 from campaigns.exceptions import CouponError, NotFound
-from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate
-from campaigns.scope import within
+from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate, new_coupon_code
+from campaigns.scope import joined, within
 from catalog.models import Category, Item
 from profiles.models import Member
 from tenants.actions import audit
@@ -263,11 +265,19 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
     key = (idempotency_key or "")[:100]
     if member.tenant_id != tenant.pk:
         raise NotFound(member.pk)
+    try:
+        template_pk = int(template_id)
+    except (TypeError, ValueError):
+        raise NotFound(template_id) from None
+    if connection.vendor == "postgresql":
+        with joined(tenant):
+            return _claim_in_one_statement(tenant, template_pk, member, channel=channel, key=key,
+                                           campaign_ref=campaign_ref, granted_by=granted_by, now=now)
     with within(tenant):
-        replay = _replayed(member, key, template_id)
+        replay = _replayed(member, key, template_pk)
         if replay is not None:
             return ClaimResult(replay, False)
-        template = queries.get_template(template_id)
+        template = queries.get_template(template_pk)
         _check_claimable(template, channel, now)
         valid_from, valid_until = validity_for(template, now)
         try:
@@ -283,12 +293,118 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
                     raise CouponError("sold_out")
         except (IntegrityError, CouponError):
             # A concurrent request with the same key committed first: answer with its coupon.
-            replay = _replayed(member, key, template_id)
+            replay = _replayed(member, key, template_pk)
             if replay is not None:
                 return ClaimResult(replay, False)
             raise
         coupon.template = template
         return ClaimResult(coupon, True)
+
+
+_TEMPLATE_FIELDS = CouponTemplate._meta.concrete_fields
+_TEMPLATE_COLUMNS = [f.column for f in _TEMPLATE_FIELDS]
+
+
+def _template_from_row(values: list) -> CouponTemplate:
+    # A raw cursor skips the fields' converters (JSON arrives as text).
+    values = [f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
+              for f, v in zip(_TEMPLATE_FIELDS, values, strict=True)]
+    return CouponTemplate.from_db(connection.alias, [f.attname for f in _TEMPLATE_FIELDS], values)
+
+# The whole claim in one round trip. ``prior``: the coupon this Idempotency-Key already issued.
+# ``counted``: the member's counter, bumped only while under the limit. ``taken``: one unit of stock,
+# only from a claimable template (the SQL twin of ``_check_claimable``), only when counted; its
+# RETURNING is the template row as it is now. ``issued``: the coupon, valid as ``validity_for``
+# says (whole 24-hour days, like timedelta), unless a concurrent retry with the same key got there
+# first. The CTEs run in that order because each reads the one before it.
+_CLAIM_SQL = f"""
+WITH prior AS (
+    SELECT id, template_id FROM {Coupon._meta.db_table}
+    WHERE tenant_id = %(tenant)s AND member_id = %(member)s AND %(key)s <> '' AND idempotency_key = %(key)s
+), tpl AS (
+    SELECT per_member_limit FROM {CouponTemplate._meta.db_table} WHERE tenant_id = %(tenant)s AND id = %(template)s
+), counted AS (
+    INSERT INTO {ClaimCounter._meta.db_table} AS c (tenant_id, template_id, member_id, count)
+    SELECT %(tenant)s, %(template)s, %(member)s, 1 FROM tpl
+    WHERE tpl.per_member_limit > 0 AND NOT EXISTS (SELECT 1 FROM prior)
+    ON CONFLICT (tenant_id, template_id, member_id) DO UPDATE SET count = c.count + 1
+    WHERE c.count < (SELECT per_member_limit FROM tpl)
+    RETURNING c.count
+), taken AS (
+    UPDATE {CouponTemplate._meta.db_table} AS t SET issued = t.issued + 1
+    WHERE t.tenant_id = %(tenant)s AND t.id = %(template)s
+      AND t.state = %(active)s AND (t.valid_until IS NULL OR t.valid_until > %(now)s::timestamptz)
+      AND (NOT %(gated)s OR jsonb_array_length(t.channels) = 0 OR t.channels @> jsonb_build_array(%(channel)s::text))
+      AND (t.stock IS NULL OR t.issued < t.stock)
+      AND NOT EXISTS (SELECT 1 FROM prior)
+      AND (t.per_member_limit = 0 OR EXISTS (SELECT 1 FROM counted))
+    RETURNING {", ".join(f"t.{c}" for c in _TEMPLATE_COLUMNS)}
+), validity AS (
+    SELECT CASE WHEN coalesce(valid_days, 0) > 0
+                THEN %(now)s::timestamptz + make_interval(hours => 24 * start_delay_days)
+                ELSE greatest(coalesce(valid_from, %(now)s::timestamptz), %(now)s::timestamptz) END AS valid_from,
+           CASE WHEN coalesce(valid_days, 0) > 0
+                THEN least(%(now)s::timestamptz + make_interval(hours => 24 * (start_delay_days + valid_days)), valid_until)
+                ELSE valid_until END AS valid_until,
+           id
+    FROM taken
+), issued AS (
+    INSERT INTO {Coupon._meta.db_table} (tenant_id, template_id, member_id, code, state, claimed_at, valid_from,
+        valid_until, order_ref, channel, campaign_ref, granted_by_id, idempotency_key)
+    SELECT %(tenant)s, v.id, %(member)s, %(code)s, %(unused)s, %(now)s::timestamptz, v.valid_from, v.valid_until, '',
+        %(channel)s, %(campaign)s, %(granted_by)s, %(key)s
+    FROM validity v
+    ON CONFLICT (tenant_id, member_id, idempotency_key) WHERE NOT (idempotency_key = '') DO NOTHING
+    RETURNING id, valid_from, valid_until
+)
+SELECT (SELECT id FROM prior), (SELECT template_id FROM prior), EXISTS (SELECT 1 FROM counted),
+       i.id, i.valid_from, i.valid_until, {", ".join(f"t.{c}" for c in _TEMPLATE_COLUMNS)}
+FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON true
+"""  # noqa: S608 - table names from the models, values as parameters
+
+
+def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *, channel: str, key: str,
+                            campaign_ref: str, granted_by, now: datetime) -> ClaimResult:
+    code = new_coupon_code()
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {
+            "tenant": tenant.pk, "template": template_id, "member": member.pk, "key": key, "now": now,
+            "active": State.ACTIVE, "gated": channel in GATED_CHANNELS, "channel": channel, "code": code,
+            "unused": Coupon.State.UNUSED, "campaign": campaign_ref,
+            "granted_by": getattr(granted_by, "pk", granted_by),
+        })
+        prior_id, prior_template, counted, coupon_id, valid_from, valid_until, *template_row = cursor.fetchone()
+    if prior_id is not None:
+        if prior_template != template_id:
+            raise CouponError("idempotency_conflict", coupon_id=prior_id)
+        return ClaimResult(queries.get_coupon(prior_id), False)
+    taken = template_row[0] is not None
+    if coupon_id is not None:
+        template = _template_from_row(template_row)
+        coupon = Coupon(id=coupon_id, tenant=tenant, template=template, member=member, code=code,
+                        state=Coupon.State.UNUSED, claimed_at=now, valid_from=valid_from, valid_until=valid_until,
+                        channel=channel, campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
+                        idempotency_key=key)
+        coupon._state.adding = False
+        return ClaimResult(coupon, True)
+    # Refused, or beaten to the insert by a retry with the same key: put back what was counted.
+    _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
+    replay = _replayed(member, key, template_id)
+    if replay is not None:
+        return ClaimResult(replay, False)
+    template = queries.get_template(template_id)
+    _check_claimable(template, channel, now)
+    if template.per_member_limit and not counted:
+        raise CouponError("limit_reached", limit=template.per_member_limit)
+    raise CouponError("sold_out")
+
+
+def _give_back(tenant: Tenant, template_id: int, member_id: int, *, counter: bool, stock: bool) -> None:
+    """Undo a claim statement's counter bump and stock; its row locks are this transaction's already."""
+    if counter:
+        ClaimCounter.objects.filter(template_id=template_id, member_id=member_id).update(count=F("count") - 1)
+    if stock:
+        CouponTemplate.objects.filter(pk=template_id).update(issued=F("issued") - 1)
 
 
 def grant_coupon(tenant: Tenant, template_id: int, member: Member, *, actor, reason: str,
