@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import dateformat
+from django.utils.translation import gettext
 
 from tenants import console_nav as nav
 from tenants.models import StaffMembership
@@ -70,3 +71,12 @@ def role_label(role: str) -> str:
         return StaffMembership.Role(role).label
     except ValueError:
         return role
+
+
+@register.filter
+def stored_label(value: str) -> str:
+    """A label computed and stored in the default language (e.g. "新客·已下单"), shown in the
+    viewer's: each "·"-separated part is a catalogue msgid, so it translates at display time."""
+    if not value:
+        return value
+    return "·".join(gettext(part) for part in str(value).split("·"))
