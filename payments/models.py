@@ -99,6 +99,7 @@ class OrderTransition(TenantOwnedModel):
         EXPIRY = "expiry", _("超时关闭")
         CONSOLE = "console", _("控制台")
         REFUND = "refund", _("退款")
+        SEED = "seed", _("演示数据")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions", db_index=False)
     from_state = models.CharField(max_length=20)
