@@ -52,7 +52,7 @@ from profiles.seeding import SHANGHAI, PurchaseRecord, SeededMember, _Table, reg
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
-SEED_CAUSE = "seed"
+SEED_CAUSE = OrderTransition.Cause.SEED.value
 COUPON_GROUP = "bargain"
 COUPON_NAME = "会员日 满30减5"
 COUPON_TERMS = {"kind": CouponTemplate.Kind.CASH_OFF, "value": 500, "threshold_fen": 3000}
