@@ -6,7 +6,6 @@ Runs inside the tenant context the console middleware opened; every change goes 
 from __future__ import annotations
 
 import uuid
-from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -22,17 +21,8 @@ from campaigns.forms import AdjustPointsForm, GrantForm, LoyaltyForm, RevokeForm
 from campaigns.models import Coupon, CouponTemplate, GrantJob, Tier
 from profiles.models import Member, Tag
 from tenants import roles
+from tenants.console_access import require_change
 from tenants.models import AuditEvent
-
-
-def require_change(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_change(request.membership.role):
-            return render(request, "console/forbidden.html", {"tenant": request.tenant}, status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _template_or_404(template_id: int) -> CouponTemplate:

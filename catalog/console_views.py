@@ -10,7 +10,6 @@ import re
 import secrets
 import tempfile
 import time
-from functools import wraps
 from pathlib import Path
 
 from django import forms
@@ -29,22 +28,13 @@ from catalog import actions, queries
 from catalog.importing import import_items
 from catalog.models import Category, Item
 from tenants import roles
+from tenants.console_access import require_change
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_TTL_SECONDS = 3600
 SESSION_KEY = "catalog_import"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
-
-
-def require_change(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_change(request.membership.role):
-            return render(request, "console/forbidden.html", {"tenant": request.tenant}, status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _url(request, name: str, **kwargs) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from functools import wraps
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -38,6 +37,7 @@ from profiles.queries import MemberNotFound, get_member
 from profiles.timeline import timeline
 from tenants import roles
 from tenants.actions import audit
+from tenants.console_access import require_change
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CURSOR_PARAMS = ("after", "before")
@@ -56,16 +56,6 @@ SEARCH_CHOICES = list(zip(SEARCH_MODES, [
     gettext_lazy("手机号（后 4 位或完整号码）"),
 ], strict=True))
 YES_NO = [("", gettext_lazy("不限")), ("yes", gettext_lazy("是")), ("no", gettext_lazy("否"))]
-
-
-def require_change(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_change(request.membership.role):
-            return render(request, "console/forbidden.html", {"tenant": request.tenant}, status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 class MemberFilterForm(forms.Form):
