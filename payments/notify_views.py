@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -71,12 +71,22 @@ def _verify(token: str, request: HttpRequest, body: bytes, creds: PayCredentials
         return verify_notification(request.headers, body, latest[1]), latest[1]
 
 
+def _skip_connection_health_check() -> None:
+    """No ``SELECT 1`` before this request's first statement: a fifth of a notify's round trips.
+
+    A notify that meets a dead pooled connection fails its first statement instead and is answered
+    503, which WeChat retries; Django discards the broken connection when the request ends.
+    """
+    connection.health_check_done = True
+
+
 @csrf_exempt
 def notify_v3(request: HttpRequest, token: str) -> HttpResponse:
     # Read the exact bytes before anything could parse and re-serialise them (WECHAT.md §5.1).
     body = request.body
     if request.method != "POST":
         return _fail(405, "POST only")
+    _skip_connection_health_check()
     try:
         found = _account(token)
     except DatabaseError:
@@ -113,6 +123,7 @@ def notify_v2(request: HttpRequest, token: str) -> HttpResponse:
     body = request.body
     if request.method != "POST":
         return _xml(False, "POST only", status=405)
+    _skip_connection_health_check()
     try:
         found = _account(token)
     except DatabaseError:

@@ -259,10 +259,12 @@ def test_failure_after_recording_rolls_back_the_record_too(client, shop_a, monke
     order = shop_a.order()
     headers, body = shop_a.notification(shop_a.resource(order))
 
-    def broken(order, **kwargs):
+    def broken(*args, **kwargs):
         raise OperationalError("connection lost mid-transaction")
 
-    monkeypatch.setattr("payments.states.OrderTransition.objects.create", broken)
+    # Inside the unit of work, once the order has moved (on PostgreSQL's one-statement path, once the
+    # notification is recorded too).
+    monkeypatch.setattr("payments.fulfilment.schedule_for", broken)
     assert post_notify(client, shop_a, headers, body).status_code == 503
     monkeypatch.undo()
     order, transitions, notes, events = _state(shop_a, order)
