@@ -238,3 +238,79 @@ def test_8_parallel_retries_with_one_idempotency_key_issue_one_coupon(tenant_a):
     assert errors == []
     assert len(set(results)) == 1 and len(results) == 8
     assert _state(tenant_a, template) == (1, 1, 1)
+
+
+# --- one statement on PostgreSQL, the ORM path elsewhere: the same answers --------------------------
+
+@pytest.mark.parametrize("shape", [
+    {"valid_days": 7, "start_delay_days": 2},
+    {"valid_days": 30, "valid_until_in": timedelta(days=5)},  # the template's window ends first
+    {"valid_days": None, "valid_from_in": timedelta(days=3), "valid_until_in": timedelta(days=9)},
+    {"valid_days": None, "valid_from_in": -timedelta(days=1), "valid_until_in": timedelta(days=10)},
+])
+def test_a_claimed_coupon_is_valid_exactly_as_validity_for_says(tenant_a, members_a, shape):
+    now = timezone.now().replace(microsecond=0)
+    fields = {"valid_days": shape["valid_days"], "start_delay_days": shape.get("start_delay_days", 0)}
+    for name in ("valid_from", "valid_until"):
+        if shape.get(f"{name}_in") is not None:
+            fields[name] = now + shape[f"{name}_in"]
+    template = make_template(tenant_a, **fields)
+    coupon = actions.claim_coupon(tenant_a, template.pk, members_a[0], now=now).coupon
+    expected = actions.coupons.validity_for(template, now)
+    with tenant_context(tenant_a):
+        stored = Coupon.objects.get(pk=coupon.pk)
+    assert (coupon.valid_from, coupon.valid_until) == expected
+    assert (stored.valid_from, stored.valid_until, stored.claimed_at) == (*expected, now)
+
+
+@pytest.mark.parametrize(("setup", "code"), [
+    ({"stock": 1}, "sold_out"),
+    ({"per_member_limit": 1}, "limit_reached"),
+    ({"channels": ["staff"]}, "channel_not_allowed"),
+])
+def test_a_refused_claim_inside_an_open_unit_of_work_changes_nothing(tenant_a, members_a, setup, code):
+    template = make_template(tenant_a, **setup)
+    first = members_a[0] if code != "channel_not_allowed" else None
+    if first is not None:
+        actions.claim_coupon(tenant_a, template.pk, first)
+    claimant = members_a[1] if code == "sold_out" else members_a[0]
+    before = _state(tenant_a, template)
+    with tenant_context(tenant_a):
+        with pytest.raises(CouponError) as exc:
+            actions.claim_coupon(tenant_a, template.pk, claimant)
+        # The unit of work goes on (no aborted transaction), and nothing of the refusal is left in it.
+        counted = dict(ClaimCounter.objects.filter(template=template).values_list("member_id", "count"))
+        issued = CouponTemplate.objects.get(pk=template.pk).issued
+        held = Coupon.objects.filter(template=template).count()
+    assert exc.value.code == code
+    assert {m: n for m, n in counted.items() if n} == ({first.pk: 1} if first else {})
+    assert (issued, held) == before[:2]
+
+
+def test_a_replayed_key_answers_the_first_coupon_with_its_template(tenant_a, tenant_b, members_a, members_b):
+    template = make_template(tenant_a, per_member_limit=3)
+    first = actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="tap").coupon
+    again = actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="tap")
+    assert (again.created, again.coupon.pk, again.coupon.code, again.coupon.template.name) == (
+        False, first.pk, first.code, template.name)
+    # Tenant B's look-alike member with the same key claims a coupon of its own tenant, untouched by A's.
+    template_b = make_template(tenant_b, per_member_limit=3)
+    other = actions.claim_coupon(tenant_b, template_b.pk, members_b[0], idempotency_key="tap")
+    assert other.created and other.coupon.pk != first.pk
+    assert _state(tenant_a, template) == (1, 1, 1)
+    assert _state(tenant_b, template_b) == (1, 1, 1)
+
+
+@postgres_only
+def test_a_claim_is_one_round_trip_inside_the_callers_unit_of_work(tenant_a, members_a):
+    from django.test.utils import CaptureQueriesContext
+
+    template = make_template(tenant_a, stock=10)
+    with tenant_context(tenant_a):
+        with CaptureQueriesContext(connection) as claimed:
+            result = actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="k")
+        with CaptureQueriesContext(connection) as replayed:
+            actions.claim_coupon(tenant_a, template.pk, members_a[0], idempotency_key="k")
+    assert result.created and result.coupon.template.remaining == 9
+    assert len(claimed.captured_queries) == 1
+    assert len(replayed.captured_queries) == 2  # the statement finds the key; then the coupon is read

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from campaigns import actions
 from campaigns.exceptions import CouponError
 from campaigns.models import ClaimCounter, Coupon, CouponTemplate, GrantJob
-from profiles.models import MemberTag, Tag
+from profiles.models import Member, MemberTag, Tag
 from tenants.context import tenant_context
 from tenants.models import AuditEvent
 from tests.campaigns.conftest import make_members, make_template
+from tests.fixtures import postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +115,58 @@ def test_grant_jobs_need_a_reason_and_an_audience(tenant_a, members_a, owner_a):
         actions.start_grant_job(tenant_a, template.pk, actor=owner_a, reason="x", openids=[])
     with tenant_context(tenant_a):
         assert not GrantJob.objects.exists()
+
+
+def test_member_id_lists_skip_other_tenants_and_erased_members(tenant_a, tenant_b, owner_a):
+    alice, bob, carol = make_members(tenant_a, ["o-alice", "o-bob", "o-carol"])
+    (stranger,) = make_members(tenant_b, ["o-alice"])
+    with tenant_context(tenant_a):
+        Member.objects.filter(pk=carol.pk).update(erased_at=timezone.now())
+    template = make_template(tenant_a, per_member_limit=1)
+    job = actions.start_grant_job(tenant_a, template.pk, actor=owner_a, reason="分群触达", channel="campaign",
+                                  campaign_ref="cmp-7", member_ids=[bob.pk, stranger.pk, carol.pk, alice.pk])
+    job = actions.run_grant_job(tenant_a, job.pk)
+    assert (job.state, job.total, job.processed, job.granted, job.not_found) == ("done", 4, 4, 2, 2)
+    assert _holders(tenant_a, template) == ["o-alice", "o-bob"]
+    with tenant_context(tenant_a):
+        assert set(Coupon.objects.values_list("channel", "campaign_ref")) == {("campaign", "cmp-7")}
+    with tenant_context(tenant_b):
+        assert not Coupon.objects.exists() and not ClaimCounter.objects.exists()
+
+
+def test_without_a_per_member_limit_each_job_grants_again_and_counts_nothing(tenant_a, members_a, owner_a):
+    template = make_template(tenant_a, per_member_limit=0)
+    for reason in ("第一波", "第二波"):
+        job = actions.start_grant_job(tenant_a, template.pk, actor=owner_a, reason=reason, tier=None)
+        assert actions.run_grant_job(tenant_a, job.pk).granted == 3
+    assert _holders(tenant_a, template) == ["o-alice", "o-alice", "o-bob", "o-bob", "o-carol", "o-carol"]
+    with tenant_context(tenant_a):
+        assert CouponTemplate.objects.get(pk=template.pk).issued == 6
+        assert not ClaimCounter.objects.exists()
+        assert len(set(Coupon.objects.values_list("code", flat=True))) == 6
+
+
+@postgres_only
+def test_stock_claimed_while_a_chunk_runs_is_given_back_by_the_chunk(tenant_a, owner_a):
+    from campaigns.actions import grants
+
+    members = make_members(tenant_a, [f"m-{i}" for i in range(6)])
+    template = make_template(tenant_a, stock=5, per_member_limit=1)
+    job = actions.start_grant_job(tenant_a, template.pk, actor=owner_a, reason="x",
+                                  member_ids=[m.pk for m in members[:5]])
+    # The chunk read the template when 5 were left; then 3 went to self-claims before it took its stock.
+    with tenant_context(tenant_a):
+        stale = CouponTemplate.objects.get(pk=template.pk)
+        job = GrantJob.objects.get(pk=job.pk)
+    for m in members[3:]:
+        actions.claim_coupon(tenant_a, template.pk, m)
+    with tenant_context(tenant_a):
+        outcome = grants._chunk_in_sql(tenant_a, stale, job, 100, timezone.now())
+        issued = CouponTemplate.objects.get(pk=template.pk).issued
+        coupons = Coupon.objects.filter(template=template)
+        holders = sorted(coupons.values_list("member__openid", flat=True))
+        counts = dict(ClaimCounter.objects.values_list("member__openid", "count"))
+    assert (outcome.granted, outcome.skipped_stock, outcome.processed) == (2, 1, 5)
+    assert issued == 5 == len(holders)
+    assert holders == ["m-0", "m-1", "m-3", "m-4", "m-5"]
+    assert {o: n for o, n in counts.items() if n} == {"m-0": 1, "m-1": 1, "m-3": 1, "m-4": 1, "m-5": 1}
