@@ -1,6 +1,7 @@
 """Coupon claims through the API against the raw PostgreSQL ceiling, and a 100,000-member bulk grant.
 
     .venv/bin/python bench/coupon_claims.py [--clients 32] [--seconds 10] [--repeats 3] [--workers 4]
+                                            [--only claims|grant]
 
 Creates a fresh database (``jingzhun_bench_coupons`` on the server of ``MIGRATION_DATABASE_URL``),
 migrates it as the owner, seeds one tenant with 100,000 members and a 100,000-stock template
@@ -8,10 +9,15 @@ migrates it as the owner, seeds one tenant with 100,000 members and a 100,000-st
 C concurrent clients (threads in 4 processes, keep-alive), each claiming for its own members with an
 ``Idempotency-Key`` for D seconds. In the same round it measures the raw ceiling: the bare
 conditional ``UPDATE … issued = issued + 1 WHERE issued < stock`` + ``INSERT`` of the coupon from 8
-connections, one transaction per claim (with the RLS setting, as the app role). Then a sell-out
+connections, one transaction per claim (with the RLS setting, as the app role), and the no-work HTTP
+ceiling (the same clients and URL with an empty token: a 401 before any database work). Then a sell-out
 round: the clients race for a 1,000-stock template, and the database must hold exactly 1,000.
-Last, a bulk grant of one coupon to all 100,000 members (``run_grant_job``, chunks of 10,000).
-Every count is checked against the database: any oversell fails the run.
+Last, R bulk grants of one coupon to all 100,000 members (``start_grant_job`` + ``run_grant_job``,
+chunks of 10,000), each of a fresh template, alternating with their own ceiling: the bare
+``INSERT … SELECT`` of the same coupon rows from the members table, 10,000 per transaction (no
+counters, no idempotency, no stock, no progress). Every count is checked against the database: any
+oversell, or a member holding two of one template, fails the run. The load average is printed with
+every round: on a shared machine, the ratios to the ceilings are the figures to compare.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def prepare_environment(args) -> dict[str, str]:
         "DATABASE_URL": _with_db(args.app_url, args.database),
         "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
         "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48), "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "WECHAT_SANDBOX": "0", "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "WECHAT_SANDBOX": "0", "LOG_LEVEL": "ERROR",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     })
     env.pop("REDIS_URL", None)
@@ -70,7 +76,7 @@ def _admin(args, sql: str) -> None:
         conn.execute(sql)
 
 
-def seed(members: int) -> dict:
+def seed(members: int, repeats: int) -> dict:
     import django
 
     django.setup()
@@ -95,7 +101,8 @@ def seed(members: int) -> dict:
 
     out = {"tenant_id": tenant.pk, "member_ids": ids, "flash": template("秒杀 100000", 100_000),
            "sellout": template("秒杀 1000", 1_000), "ceiling": template("ceiling", 10_000_000, 0),
-           "bulk": template("全员礼", None)}
+           "bulk": [template(f"全员礼 {r + 1}", None) for r in range(repeats)],
+           "bulk_ceiling": [template(f"ceiling grant {r + 1}", None, 0) for r in range(repeats)]}
     connection.close()
     return out
 
@@ -264,6 +271,105 @@ def bulk_grant(tenant_id: int, template_id: int) -> tuple[float, dict]:
     return elapsed, {"granted": job.granted, "total": job.total, "state": job.state}
 
 
+def grant_ceiling(app_url: str, tenant_id: int, template_id: int, chunk: int = 10_000) -> float:
+    """Seconds for the bare set-based insert of one coupon per member, ``chunk`` members a transaction."""
+    import psycopg
+
+    now = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    with psycopg.connect(app_url) as conn:
+        last = 0
+        while True:
+            with conn.transaction():
+                conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+                row = conn.execute(
+                    "WITH m AS (SELECT id FROM profiles_member WHERE tenant_id = %(t)s AND id > %(last)s "
+                    "ORDER BY id LIMIT %(chunk)s), i AS (INSERT INTO campaigns_coupon (tenant_id, template_id, "
+                    "member_id, code, state, claimed_at, valid_from, valid_until, order_ref, channel, campaign_ref, "
+                    "idempotency_key) SELECT %(t)s, %(tpl)s, m.id, upper(substr(md5(random()::text), 1, 16)), "
+                    "'unused', %(now)s, %(now)s, %(end)s, '', 'staff', '', 'ceiling-' || %(tpl)s FROM m RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM m), (SELECT max(id) FROM m), (SELECT count(*) FROM i)",
+                    {"t": tenant_id, "tpl": template_id, "last": last, "chunk": chunk, "now": now,
+                     "end": now + dt.timedelta(days=30)}).fetchone()
+            if not row[0]:
+                break
+            last = row[1]
+            if row[0] < chunk:
+                break
+    return time.perf_counter() - started
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: int) -> bool:
+    """The API rounds against the raw ceiling, then the sell-out race; True when a count is wrong."""
+    tenant_id = seeded["tenant_id"]
+    budget = per_client // (args.repeats + 2)
+    api_round(port, seeded["flash"], tokens_for(0, min(budget, 50)), 2)  # warm-up
+    rounds = []
+    for r in range(args.repeats):
+        result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds)
+        result["load"] = load()
+        result["ceiling"] = raw_ceiling(app_url, tenant_id, seeded["ceiling"], seeded["member_ids"], args.seconds)
+        # The same clients and server, the same URL with an empty bearer token: refused (401) by the
+        # authentication before any database work. What HTTP, middleware, DRF and the harness cost on
+        # their own on this machine right now.
+        empty = [[""] * budget for _ in range(args.clients)]
+        result["no_work"] = api_round(port, seeded["flash"], empty, args.seconds / 2)["other"] / (args.seconds / 2)
+        rounds.append(result)
+        print(f"round {r + 1}: API {result['claims_per_s']:,.0f} claims/s ({result['201']} issued, "
+              f"{result['409']} refused, {result['other']} other; p50 {result['p50_ms']:.1f} ms, "
+              f"p99 {result['p99_ms']:.1f} ms); raw PostgreSQL ceiling {result['ceiling']:,.0f} claims/s; "
+              f"ratio {result['claims_per_s'] / result['ceiling']:.2f}; no-work HTTP ceiling "
+              f"{result['no_work']:,.0f} req/s; load {result['load']} / {load()}", flush=True)
+    issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["flash"])
+    print(f"flash template: issued {issued}, coupons {coupons}, stock {stock}, members with two: {doubles}; "
+          f"201 answers in the measured rounds: {sum(r['201'] for r in rounds)} (the rest: warm-up)")
+    failed = issued != coupons or issued > stock or doubles != 0
+
+    # Until sold out: every client claims with fresh members until its first 409.
+    sell = api_round(port, seeded["sellout"], tokens_for((args.repeats + 1) * budget, budget), 300,
+                     stop_on_409=True)
+    issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["sellout"])
+    print(f"sell-out race: {sell['201']} answered 201, {sell['409']} answered 409; database: issued {issued}, "
+          f"coupons {coupons} of stock {stock}, members with two: {doubles}")
+    failed |= not (issued == coupons == stock == sell["201"]) or doubles != 0
+
+    api = statistics.median(r["claims_per_s"] for r in rounds)
+    ceiling = statistics.median(r["ceiling"] for r in rounds)
+    ratio = statistics.median(r["claims_per_s"] / r["ceiling"] for r in rounds)
+    no_work = statistics.median(r["no_work"] for r in rounds)
+    print(f"median: API {api:,.0f} claims/s, p50 {statistics.median(r['p50_ms'] for r in rounds):.1f} ms, "
+          f"p99 {statistics.median(r['p99_ms'] for r in rounds):.1f} ms; raw ceiling {ceiling:,.0f} claims/s; "
+          f"API/ceiling {ratio:.2f} (median of the rounds' ratios); no-work HTTP ceiling {no_work:,.0f} req/s, "
+          f"API/no-work {api / no_work:.2f}", flush=True)
+    return failed
+
+
+def grants(args, app_url: str, seeded: dict) -> bool:
+    """Bulk grants to every member, each beside its bare-insert ceiling; True when a count is wrong."""
+    tenant_id, failed, runs = seeded["tenant_id"], False, []
+    for r, (template_id, ceiling_template_id) in enumerate(zip(seeded["bulk"], seeded["bulk_ceiling"],
+                                                                strict=True)):
+        before = load()
+        elapsed, job = bulk_grant(tenant_id, template_id)
+        issued, coupons, _, doubles = db_counts(app_url, tenant_id, template_id)
+        ceiling = grant_ceiling(app_url, tenant_id, ceiling_template_id)
+        _, ceiling_coupons, _, _ = db_counts(app_url, tenant_id, ceiling_template_id)
+        runs.append((elapsed, ceiling))
+        print(f"bulk grant {r + 1}: {job['granted']:,} of {job['total']:,} members in {elapsed:.2f} s "
+              f"({job['granted'] / elapsed:,.0f}/s), state {job['state']}; database: {coupons:,} coupons, "
+              f"issued {issued:,}, members with two: {doubles}; bare insert of {ceiling_coupons:,} coupons "
+              f"{ceiling:.2f} s; grant/bare {elapsed / ceiling:.2f}; load {before} / {load()}", flush=True)
+        failed |= not (coupons == issued == job["granted"] == job["total"]) or doubles != 0
+    print(f"median: bulk grant {statistics.median(e for e, _ in runs):.2f} s, bare insert "
+          f"{statistics.median(c for _, c in runs):.2f} s, grant/bare {statistics.median(e / c for e, c in runs):.2f}",
+          flush=True)
+    return failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
@@ -277,6 +383,7 @@ def main() -> None:
     parser.add_argument("--app-url", default=os.environ.get(
         "DATABASE_URL", "postgres://jingzhun_app@127.0.0.1:5432/jingzhun"))
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--only", choices=["claims", "grant"], help="run one half of the benchmark")
     args = parser.parse_args()
     if not args.owner_url.startswith("postgres"):
         raise SystemExit("needs PostgreSQL: set MIGRATION_DATABASE_URL / DATABASE_URL or pass --owner-url/--app-url")
@@ -284,7 +391,7 @@ def main() -> None:
     env = prepare_environment(args)
     print(f"# coupon_claims {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; {args.clients} "
           f"clients x {args.seconds:g}s x {args.repeats}; gunicorn {args.workers} sync workers; "
-          f"{args.members} members", flush=True)
+          f"{args.members} members; load average {load()}", flush=True)
     _admin(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     _admin(args, f'CREATE DATABASE "{args.database}"')
     server = None
@@ -294,7 +401,7 @@ def main() -> None:
                        check=True, timeout=600)
         os.environ.update(env)
         sys.path.insert(0, str(ROOT))
-        seeded = seed(args.members)
+        seeded = seed(args.members, args.repeats)
         import psycopg
 
         with psycopg.connect(env["MIGRATION_DATABASE_URL"], autocommit=True) as conn:
@@ -311,48 +418,16 @@ def main() -> None:
                      for m in member_ids[c * per_client + offset:c * per_client + offset + count]]
                     for c in range(args.clients)]
 
-        port = _free_port()
-        server = start_gunicorn(env, port, args.workers)
-        wait_ready(port, member_tokens.issue(tenant_id, member_ids[0], member_tokens.ACCESS))
-        budget = per_client // (args.repeats + 2)
-        api_round(port, seeded["flash"], tokens_for(0, min(budget, 50)), 2)  # warm-up
-        rounds = []
-        for r in range(args.repeats):
-            result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds)
-            result["ceiling"] = raw_ceiling(app_url, tenant_id, seeded["ceiling"], member_ids, args.seconds)
-            rounds.append(result)
-            print(f"round {r + 1}: API {result['claims_per_s']:,.0f} claims/s ({result['201']} issued, "
-                  f"{result['409']} refused, {result['other']} other; p50 {result['p50_ms']:.1f} ms, "
-                  f"p99 {result['p99_ms']:.1f} ms); raw PostgreSQL ceiling {result['ceiling']:,.0f} claims/s",
-                  flush=True)
-        issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["flash"])
-        print(f"flash template: issued {issued}, coupons {coupons}, stock {stock}, members with two: {doubles}; "
-              f"201 answers in the measured rounds: {sum(r['201'] for r in rounds)} (the rest: warm-up)")
-        failed |= issued != coupons or issued > stock or doubles != 0
-
-        # Until sold out: every client claims with fresh members until its first 409.
-        sell = api_round(port, seeded["sellout"], tokens_for((args.repeats + 1) * budget, budget), 300,
-                         stop_on_409=True)
-        issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["sellout"])
-        print(f"sell-out race: {sell['201']} answered 201, {sell['409']} answered 409; database: issued {issued}, "
-              f"coupons {coupons} of stock {stock}, members with two: {doubles}")
-        failed |= not (issued == coupons == stock == sell["201"]) or doubles != 0
-
-        api = statistics.median(r["claims_per_s"] for r in rounds)
-        ceiling = statistics.median(r["ceiling"] for r in rounds)
-        print(f"median: API {api:,.0f} claims/s, p50 {statistics.median(r['p50_ms'] for r in rounds):.1f} ms, "
-              f"p99 {statistics.median(r['p99_ms'] for r in rounds):.1f} ms; raw ceiling {ceiling:,.0f} claims/s; "
-              f"API/ceiling {api / ceiling:.2f}", flush=True)
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-        server = None
-
-        elapsed, job = bulk_grant(tenant_id, seeded["bulk"])
-        issued, coupons, _, doubles = db_counts(app_url, tenant_id, seeded["bulk"])
-        print(f"bulk grant: {job['granted']:,} of {job['total']:,} members in {elapsed:.2f} s "
-              f"({job['granted'] / elapsed:,.0f}/s), state {job['state']}; database: {coupons:,} coupons, "
-              f"members with two: {doubles}")
-        failed |= coupons != job["total"] or doubles != 0
+        if args.only != "grant":
+            port = _free_port()
+            server = start_gunicorn(env, port, args.workers)
+            wait_ready(port, member_tokens.issue(tenant_id, member_ids[0], member_tokens.ACCESS))
+            failed |= claims(args, port, app_url, seeded, tokens_for, per_client)
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+            server = None
+        if args.only != "claims":
+            failed |= grants(args, app_url, seeded)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
