@@ -11,9 +11,16 @@ fresh order plus 10% re-deliveries of ones already sent in the round (same body 
 signature), and C clients (threads in 4 processes, keep-alive) post them for D seconds.
 
 The fulfilment (coupon, points, purchase event, ``order_paid``) goes to a throwaway Redis queue, as
-in production, and is drained afterwards by the same function the workers run. Checked against the
-database at the end: every order notified is paid exactly once (one ``paid`` transition, one
-purchase event), every delivery is counted on its notification, nothing else moved.
+in production (batched per worker process by ``payments.fulfilment``'s sender thread), and is
+drained afterwards by the same function the workers run. Checked against the database at the end:
+every order notified is paid exactly once (one ``paid`` transition, one purchase event), every
+delivery is counted on its notification, nothing else moved.
+
+Each round is followed by a no-work round on the same server (GET on the notify URL, answered 405
+before any database or crypto work) as the ceiling of this machine at that moment; the ratio of the
+two is the figure that survives the noise of a shared machine. Both print the CPU spent per request
+by the gunicorn workers, by the benchmark database's PostgreSQL backends (from /proc) and by the
+load generator.
 """
 
 from __future__ import annotations
@@ -264,20 +271,71 @@ def _client_process(port, path, delivery_lists, start_at, seconds, results):
         t.start()
     for t in threads:
         t.join()
+    out["cpu_s"] = time.process_time()
     results.put(out)
 
 
-def notify_round(port: int, path: str, deliveries: list[list], seconds: float) -> dict:
+# --- where the CPU goes: /proc of the gunicorn workers and of the database's backends -----------------
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rpartition(")")[2].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+class CpuMeter:
+    """CPU spent by the server's workers and by the benchmark database's backends between two reads."""
+
+    def __init__(self, server_pid: int, owner_url: str, database: str):
+        self.server_pid, self.owner_url, self.database = server_pid, owner_url, database
+
+    def read(self) -> dict[str, dict[int, float]]:
+        import psycopg
+
+        with psycopg.connect(self.owner_url, autocommit=True) as conn:
+            backends = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.database])]
+        return {"gunicorn": {p: _cpu_s(p) for p in _children(self.server_pid)},
+                "postgres": {p: _cpu_s(p) for p in backends}}
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> dict[str, float]:
+        return {group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items())
+                for group in after}
+
+
+def notify_round(port: int, path: str, deliveries: list[list], seconds: float, meter: CpuMeter | None = None) -> dict:
     ctx = mp.get_context("fork")
     results: mp.Queue = ctx.Queue()
     start_at = time.time() + 0.5
     procs = [ctx.Process(target=_client_process, args=(port, path, deliveries[p::PROCESSES], start_at, seconds,
                                                        results)) for p in range(PROCESSES)]
+    before = meter.read() if meter else None
     for proc in procs:
         proc.start()
     collected = [results.get(timeout=seconds + 120) for _ in procs]
     for proc in procs:
         proc.join(timeout=10)
+    spent = CpuMeter.spent(before, meter.read()) if meter else {}
+    spent["clients"] = sum(r.pop("cpu_s", 0.0) for r in collected)
     latencies = sorted(x for r in collected for x in r.get("latencies", []))
     statuses: dict[str, int] = {}
     for r in collected:
@@ -290,7 +348,12 @@ def notify_round(port: int, path: str, deliveries: list[list], seconds: float) -
         "statuses": statuses, "sent": sent, "per_s": answered / seconds,
         "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else float("nan"),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0,
+        "cpu_ms": {k: 1000 * v / max(answered, 1) for k, v in spent.items()},
     }
+
+
+def _cpu_text(cpu_ms: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items())
 
 
 def db_check(app_url: str, tenant_id: int) -> dict[str, int]:
@@ -359,6 +422,7 @@ def main() -> None:
         port = _free_port()
         server = start_gunicorn(env, port, args.workers)
         wait_ready(port, path)
+        meter = CpuMeter(server.pid, env["MIGRATION_DATABASE_URL"], args.database)
 
         warm = prepare_round(seeded, numbers[:200], args.clients)
         notify_round(port, path, warm, 2)
@@ -367,14 +431,18 @@ def main() -> None:
             batch = numbers[cursor:cursor + per_round]
             cursor += per_round
             deliveries = prepare_round(seeded, batch, args.clients)
-            result = notify_round(port, path, deliveries, args.seconds)
+            result = notify_round(port, path, deliveries, args.seconds, meter)
             # Same server, same clients, same moment: GET on the notify URL is answered 405 before any
             # database or crypto work — the ceiling of gunicorn + Django's middleware on this machine now.
-            result["ceiling"] = notify_round(port, path, [None] * args.clients, args.seconds)["per_s"]
+            ceiling = notify_round(port, path, [None] * args.clients, args.seconds, meter)
+            result["ceiling"] = ceiling["per_s"]
             rounds.append(result)
             print(f"round {r + 1}: {result['per_s']:,.0f} verified notifies/s (answers {result['statuses']}; "
                   f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms); no-work ceiling "
-                  f"{result['ceiling']:,.0f} req/s", flush=True)
+                  f"{result['ceiling']:,.0f} req/s, ratio {result['per_s'] / result['ceiling']:.2f}; load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            print(f"  CPU ms per request: notify {_cpu_text(result['cpu_ms'])}; no-work {_cpu_text(ceiling['cpu_ms'])}",
+                  flush=True)
             if result["sent"] >= sum(len(d) for d in deliveries):
                 print("  (the clients ran out of signed notifications: raise --rate-guess)", flush=True)
             failed |= set(result["statuses"]) != {"204"}
@@ -393,8 +461,8 @@ def main() -> None:
                        == counts["paid_transitions"] == counts["purchase_events"])
         print(f"deliveries answered 204 (all rounds incl. warm-up): counted on notifications "
               f"{counts['deliveries_counted']}; measured rounds sent {sent_total}")
-        print(f"median: {statistics.median(r['per_s'] for r in rounds):,.0f} verified notifies/s, "
-              f"ceiling {statistics.median(r['ceiling'] for r in rounds):,.0f} req/s, "
+        per_s, ceiling = (statistics.median(r[k] for r in rounds) for k in ("per_s", "ceiling"))
+        print(f"median: {per_s:,.0f} verified notifies/s, ceiling {ceiling:,.0f} req/s (ratio {per_s / ceiling:.2f}), "
               f"p50 {statistics.median(r['p50_ms'] for r in rounds):.1f} ms, "
               f"p99 {statistics.median(r['p99_ms'] for r in rounds):.1f} ms; double applications: "
               f"{counts['double_paid']}", flush=True)
