@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from campaigns import actions as coupon_actions
@@ -471,11 +470,6 @@ def sync_refund(tenant: Tenant, refund_pk: int) -> str:
     result = refund_from_v3({**answer, "mchid": creds.mchid})
     settle_refund(tenant, result, creds=creds)
     return result.status
-
-
-def bump_attempts(notification: PaymentNotification) -> None:
-    PaymentNotification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1,
-                                                                   last_received_at=timezone.now())
 
 
 def clear_attention_if_settled(order: Order | None) -> None:
