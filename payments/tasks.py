@@ -82,61 +82,39 @@ def _tenant(tenant_id: int):
     return tenant
 
 
-@shared_task(**OPTIONS)
-def query_order(tenant_id: int, order_id: int) -> str:
+def _wechat_step(tenant_id: int, step, object_id: int) -> str:
+    """Run one action that talks to WeChat; WeChat's and our refusals become a code, never a retry
+    storm: the 5-minute scan picks up whatever is still pending."""
     tenant = _tenant(tenant_id)
     if tenant is None:
         return ""
     try:
-        state = actions.sync_payment(tenant, order_id)
+        return step(tenant, object_id)
     except PaymentsError as exc:
         return exc.code
     except WeChatError as exc:
         logger.warning("payments task for tenant %s: WeChat said %s", tenant_id, exc)
         return "wechat_error"
-    return state
+
+
+@shared_task(**OPTIONS)
+def query_order(tenant_id: int, order_id: int) -> str:
+    return _wechat_step(tenant_id, actions.sync_payment, order_id)
 
 
 @shared_task(**OPTIONS)
 def close_expired_order(tenant_id: int, order_id: int) -> str:
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return ""
-    try:
-        return actions.close_order(tenant, order_id).state
-    except PaymentsError as exc:
-        return exc.code
-    except WeChatError as exc:
-        logger.warning("payments task for tenant %s: WeChat said %s", tenant_id, exc)
-        return "wechat_error"
+    return _wechat_step(tenant_id, lambda t, pk: actions.close_order(t, pk).state, order_id)
 
 
 @shared_task(**OPTIONS)
 def submit_refund(tenant_id: int, refund_id: int) -> str:
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return ""
-    try:
-        return actions.submit_refund(tenant, refund_id).state
-    except PaymentsError as exc:
-        return exc.code
-    except WeChatError as exc:
-        logger.warning("payments task for tenant %s: WeChat said %s", tenant_id, exc)
-        return "wechat_error"
+    return _wechat_step(tenant_id, lambda t, pk: actions.submit_refund(t, pk).state, refund_id)
 
 
 @shared_task(**OPTIONS)
 def query_refund(tenant_id: int, refund_id: int) -> str:
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return ""
-    try:
-        return actions.sync_refund(tenant, refund_id)
-    except PaymentsError as exc:
-        return exc.code
-    except WeChatError as exc:
-        logger.warning("payments task for tenant %s: WeChat said %s", tenant_id, exc)
-        return "wechat_error"
+    return _wechat_step(tenant_id, actions.sync_refund, refund_id)
 
 
 @shared_task(**OPTIONS)
