@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Right
-from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -97,9 +95,10 @@ def _search(q: str, mode: str) -> Q | None:
     if mode == "phone":
         digits = q.replace(" ", "").replace("-", "")
         if re.fullmatch(r"[0-9]{4}", digits):
-            # Exact match on right(phone_masked, 4), not LIKE '%1234': an expression index on
-            # (tenant_id, right(phone_masked, 4)) can serve it; a suffix LIKE always scans.
-            return Q(Exact(Right("phone_masked", 4), digits))
+            # phone_last4 is right(phone_masked, 4) stored: under row-level security PostgreSQL uses
+            # no index for a condition calling right() or LIKE (not leakproof), but a plain = on a
+            # column is an index condition on (tenant_id, phone_last4).
+            return Q(phone_last4=digits)
         full = _PHONE.fullmatch(digits)
         return Q(phone_digest=phone_digest(full.group(1))) if full else Q(pk__in=[])
     if mode == "openid":

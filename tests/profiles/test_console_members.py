@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from profiles import member_list
+from profiles.actions import erase_member
 from profiles.member_list import MemberFilters, member_page, phone_digest
 from profiles.models import ConsentEvent, Event, Member, MemberTag, Tag
 from profiles.timeline import TimelineEntry, register_source, unregister_source
 from tenants.context import tenant_context
-from tests.fixtures import make_staff
+from tenants.db_roles import app_role
+from tests.fixtures import make_staff, postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -204,6 +208,77 @@ def test_bad_cursor_is_refused():
                   member_list.Cursor(0, "x", 5).encode()]:
         with pytest.raises(member_list.BadCursor):
             member_list.decode_cursor(token, sort)
+
+
+# --- last-4 phone search ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("sort", list(member_list.SORTS))
+def test_last4_search_pages_in_the_lists_order(people, tenant_a, tenant_b, sort):
+    a, b = people
+    expected = [key for key in expected_order(sort) if key in ("bob", "erin")]
+    for search in ("auto", "phone"):
+        filters = MemberFilters(q="1234", search=search, sort=sort)
+        assert walk(tenant_a, filters, 1) == [[key] for key in expected]
+        with tenant_context(tenant_a):
+            found = member_page(filters, size=50).members
+        assert [m.pk for m in found] == [a[key].pk for key in expected]
+    assert walk(tenant_b, MemberFilters(q="5678", search="phone", sort=sort), 50) == [["alina"]]
+    assert walk(tenant_a, MemberFilters(q="0000", search="phone", sort=sort), 50) == [[]]
+
+
+def test_last4_follows_every_write_of_the_masked_phone(people, tenant_a, tenant_b):
+    a, b = people
+    with tenant_context(tenant_a):
+        alice = a["alice"]
+        alice.phone_masked = "138****1234"
+        alice.save()
+        carol = a["carol"]
+        carol.phone_masked = "135****1234"
+        carol.save(update_fields=["phone_masked"])
+        Member.objects.filter(pk=a["alina"].pk).update(phone_masked="137****4321")
+        # Nothing can store last four digits that disagree with the masked phone.
+        Member.objects.filter(pk=a["bob"].pk).update(phone_last4="0000")
+        henry = Member.objects.bulk_create([Member(tenant=tenant_a, openid="o_henry_00000000000000000009",
+                                                   nickname="Henry", phone_masked="188****1234")])[0]
+    erase_member(tenant_a, member=a["erin"])
+    with tenant_context(tenant_a):
+        stored = dict(Member.objects.values_list("pk", "phone_last4"))
+        found = member_page(MemberFilters(q="1234"), size=50).members
+    assert stored == {
+        a["alice"].pk: "1234", a["bob"].pk: "1234", a["carol"].pk: "1234", a["alina"].pk: "4321",
+        a["dave"].pk: "", a["erin"].pk: "", a["frank"].pk: "", a["grace"].pk: "", henry.pk: "1234",
+    }
+    # Bob and Carol were both seen 3 days ago (ties on id); Henry was never seen; Erin is erased.
+    assert [m.pk for m in found] == [a["alice"].pk, a["bob"].pk, a["carol"].pk, henry.pk]
+    with tenant_context(tenant_b):
+        assert dict(Member.objects.values_list("pk", "phone_last4")) == {
+            b["alice"].pk: "0001", b["bob"].pk: "1234", b["carol"].pk: "", b["alina"].pk: "5678",
+            b["dave"].pk: "", b["erin"].pk: "1234", b["frank"].pk: "", b["grace"].pk: "",
+        }
+        assert [m.pk for m in member_page(MemberFilters(q="1234"), size=50).members] == [b["bob"].pk, b["erin"].pk]
+
+
+def _index_conditions(plan: dict) -> list[str]:
+    found = [plan["Index Cond"]] if "Index Cond" in plan else []
+    for child in plan.get("Plans", []):
+        found += _index_conditions(child)
+    return found
+
+
+@postgres_only
+def test_last4_search_is_an_index_condition_under_row_level_security(people, tenant_a):
+    # Row-level security keeps a condition calling a function that is not leakproof (right(),
+    # upper(), LIKE) out of every index; the last four digits must be compared as a plain column.
+    with tenant_context(tenant_a):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SELECT current_user, usesuper FROM pg_user WHERE usename = current_user")
+            user, superuser = cursor.fetchone()
+        plan = json.loads(member_list.filtered_members(MemberFilters(q="1234")).order_by().explain(format="json"))
+    assert (user, superuser) == (app_role(), False)
+    assert [c for c in _index_conditions(plan[0]["Plan"]) if "phone_last4" in c] == [
+        f"((tenant_id = {tenant_a.pk}) AND ((phone_last4)::text = '1234'::text))"
+    ]
 
 
 # --- through the console ---------------------------------------------------------------------
