@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from celery.schedules import crontab
 from django.apps import AppConfig
 from django.conf import settings
 from django.db.models.signals import post_save
@@ -9,6 +10,9 @@ BEAT = {
                                  "schedule": timedelta(minutes=10)},
     "campaigns.remind-expiring-coupons": {"task": "campaigns.tasks.remind_expiring_coupons_everywhere",
                                           "schedule": timedelta(hours=6)},
+    # Just after midnight in Beijing: points expire by calendar day (actions.points.expiry_cutoff).
+    "campaigns.expire-points": {"task": "campaigns.tasks.expire_points_everywhere",
+                                "schedule": crontab(hour=16, minute=20)},
     "campaigns.monthly-tier-benefits": {"task": "campaigns.tasks.grant_monthly_tier_benefits_everywhere",
                                         "schedule": timedelta(hours=12)},
 }

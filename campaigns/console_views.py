@@ -53,7 +53,9 @@ def index(request):
     ids = [t.pk for t in templates]
     funnel = queries.template_funnel(ids)
     cost = queries.discount_cost(ids)
-    rows = [{"t": t, "f": funnel.get(t.pk, {}), "cost": cost.get(t.pk, 0)} for t in templates]
+    revenue = queries.template_revenue(ids)
+    rows = [{"t": t, "f": funnel.get(t.pk, {}), "cost": cost.get(t.pk, 0),
+             "revenue": revenue.get(t.pk, queries.TemplateRevenue())} for t in templates]
     return render(request, "coupons/index.html", {"rows": rows, "state": state,
                                                   "states": CouponTemplate.State.choices})
 
@@ -101,6 +103,7 @@ def detail(request, template_id: int):
     funnel = queries.template_funnel([template.pk]).get(template.pk, {s: 0 for s in Coupon.State.values})
     return render(request, "coupons/detail.html", {
         "template": template, "funnel": funnel, "cost": queries.discount_cost([template.pk]).get(template.pk, 0),
+        "revenue": queries.template_revenue([template.pk]).get(template.pk, queries.TemplateRevenue()),
         "grant_form": _grant_form(), "revoke_form": RevokeForm(),
         "jobs": GrantJob.objects.filter(template=template).select_related("created_by").order_by("-created_at")[:10],
         "coupons": Coupon.objects.filter(template=template).select_related("member", "granted_by")
@@ -191,7 +194,9 @@ def loyalty(request):
     templates = list(CouponTemplate.objects.exclude(state=CouponTemplate.State.ENDED).order_by("name"))
     rules = queries.loyalty_settings()
     initial = {"points_per_yuan": rules.points_per_yuan, "tier_basis": rules.tier_basis,
-               "new_member_template": rules.new_member_template_id}
+               "new_member_template": rules.new_member_template_id,
+               "points_expire_months": rules.points_expire_months,
+               "return_coupon_on_refund": rules.return_coupon_on_refund}
     form = LoyaltyForm(None, templates=templates, initial=initial)
     tier_form = TierForm(None, templates=templates)
     if request.method == "POST":
@@ -204,7 +209,9 @@ def loyalty(request):
                 try:
                     actions.save_loyalty_settings(request.tenant, actor=request.user,
                                                   points_per_yuan=d["points_per_yuan"], tier_basis=d["tier_basis"],
-                                                  new_member_template_id=d["new_member_template"])
+                                                  new_member_template_id=d["new_member_template"],
+                                                  points_expire_months=d.get("points_expire_months"),
+                                                  return_coupon_on_refund=d.get("return_coupon_on_refund") or None)
                     messages.success(request, _("积分规则已保存。"))
                     return redirect(_url(request, "loyalty"))
                 except (ValidationError, NotFound) as exc:
@@ -256,5 +263,5 @@ def member_ledger(request, member_id: int):
     grants = AuditEvent.objects.filter(target=f"member:{member.pk}").select_related("actor").order_by("-id")[:50]
     return render(request, "coupons/ledger.html", {
         "member": member, "entries": queries.ledger(member), "form": form, "grants": grants,
-        "coupons": queries.member_coupons(member)[:50],
+        "coupons": queries.member_coupons(member)[:50], "rules": queries.loyalty_settings(),
     })

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campaigns.actions.coupons import FROZEN_AFTER_ISSUE
+from campaigns.actions.points import MAX_EXPIRE_MONTHS
 from campaigns.models import Channel, CouponTemplate, LoyaltySettings
 from catalog.models import Category, Item
 
@@ -189,6 +190,13 @@ class LoyaltyForm(forms.Form):
     tier_basis = forms.ChoiceField(label=gettext_lazy("等级依据"), choices=LoyaltySettings.Basis.choices)
     new_member_template = forms.TypedChoiceField(label=gettext_lazy("新会员券"), required=False, coerce=int,
                                                  empty_value=None)
+    # Not required: a post without them (an older page) leaves the saved values as they are.
+    points_expire_months = forms.IntegerField(
+        label=gettext_lazy("积分有效期（月）"), required=False, min_value=0, max_value=MAX_EXPIRE_MONTHS,
+        help_text=gettext_lazy("某天获得的积分可用到 N 个月后的同一天（含当天），先获得的先用；0 表示永不过期"))
+    return_coupon_on_refund = forms.ChoiceField(
+        label=gettext_lazy("退款后退还优惠券"), required=False, choices=LoyaltySettings.CouponReturn.choices,
+        help_text=gettext_lazy("订单全额退款后，用过的券若仍在有效期内，退回会员可再次使用"))
 
     def __init__(self, *args, templates: list[CouponTemplate], **kwargs):
         super().__init__(*args, **kwargs)

@@ -204,13 +204,24 @@ class GrantJob(TenantOwnedModel):
 
 
 class LoyaltySettings(TenantOwnedModel):
-    """The tenant's points rule, tier basis and new-member coupon (one row per tenant)."""
+    """The tenant's points rules, tier basis, new-member coupon and refund policy (one row per tenant)."""
 
     class Basis(models.TextChoices):
         POINTS = "points", _("累计积分")
         SPEND = "spend", _("累计消费")
 
+    class CouponReturn(models.TextChoices):
+        NEVER = "never", _("不退还")
+        FULL_REFUND = "full_refund", _("全额退款时退还")
+
     points_per_yuan = models.PositiveIntegerField(_("每消费 1 元得积分"), default=1)
+    # Points earned on a day last through the same day N calendar months later; 0: they never expire.
+    points_expire_months = models.PositiveSmallIntegerField(_("积分有效期（月）"), default=0,
+                                                            help_text=_("0 表示永不过期"))
+    # Whether the coupon an order used goes back to the member once the order is fully refunded
+    # (only while the coupon is still within its validity).
+    return_coupon_on_refund = models.CharField(_("退款后退还优惠券"), max_length=16, choices=CouponReturn.choices,
+                                               default=CouponReturn.FULL_REFUND)
     tier_basis = models.CharField(_("等级依据"), max_length=8, choices=Basis.choices, default=Basis.POINTS)
     new_member_template = models.ForeignKey(CouponTemplate, null=True, blank=True, on_delete=models.SET_NULL,
                                             related_name="+", verbose_name=_("新会员券"))

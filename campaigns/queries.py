@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns import pricing
 from campaigns.exceptions import NotFound
 from campaigns.models import Channel, Coupon, CouponTemplate, GrantJob, LoyaltySettings, PointsEntry, Tier
 from catalog.models import Item
+from payments.models import Order
 from profiles.models import Member
 from tenants.context import require_tenant
 
@@ -141,11 +143,36 @@ def template_funnel(template_ids: Sequence[int] | None = None) -> dict[int, dict
 
 def discount_cost(template_ids: Sequence[int]) -> dict[int, int]:
     """Total discount given on used coupons, per template."""
-    from django.db.models import Sum
-
     rows = (Coupon.objects.filter(template_id__in=list(template_ids), state=Coupon.State.USED)
             .values("template_id").annotate(total=Sum("discount_fen")).order_by())
     return {r["template_id"]: int(r["total"] or 0) for r in rows}
+
+
+# Orders whose money came in; a refunded one still counts, at what is left of it (possibly 0).
+REVENUE_STATES = (Order.State.PAID, Order.State.PARTIALLY_REFUNDED, Order.State.REFUNDED)
+
+
+@dataclass(frozen=True)
+class TemplateRevenue:
+    orders: int = 0
+    paid_fen: int = 0
+    refunded_fen: int = 0  # refunds that succeeded (money back with the payer); pending ones are not in it
+
+    @property
+    def revenue_fen(self) -> int:
+        return self.paid_fen - self.refunded_fen
+
+
+def template_revenue(template_ids: Sequence[int]) -> dict[int, TemplateRevenue]:
+    """Per template, the paid orders that used one of its coupons: how many, what they paid and what
+    succeeded refunds gave back, in fen. One grouped query for any number of templates."""
+    rows = (
+        Order.objects.filter(coupon__template_id__in=list(template_ids), state__in=REVENUE_STATES)
+        .values("coupon__template_id").order_by()
+        .annotate(orders=Count("id"), paid=Sum("payable_fen"), refunded=Sum("refunded_fen"))
+    )
+    return {r["coupon__template_id"]: TemplateRevenue(r["orders"], int(r["paid"] or 0), int(r["refunded"] or 0))
+            for r in rows}
 
 
 def expiring_coupons(within: timedelta, now: datetime | None = None) -> QuerySet[Coupon]:

@@ -1,4 +1,4 @@
-"""Coupon work for the workers: bulk grants chunk by chunk, expiry, reminders, tier benefits."""
+"""Coupon and points work for the workers: bulk grants chunk by chunk, expiry, reminders, tier benefits."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def expire_coupons(tenant_id: int) -> int:
     if count:
         logger.info("tenant %s: %d coupons expired", tenant_id, count)
     return count
+
+
+@tenant_task()
+def expire_points(tenant_id: int, after_member_id: int = 0) -> int:
+    """One chunk of members per run (its own transaction: their rows are locked only that long); the
+    next chunk is chained. Re-running, or running twice at once, expires nothing twice."""
+    chunk = actions.expire_points_chunk(require_tenant(), after_member_id=after_member_id)
+    if chunk.next_after is not None:
+        enqueue_on_commit(expire_points, tenant_id, chunk.next_after)
+    if chunk.expired_members:
+        logger.info("tenant %s: %d points of %d members expired", tenant_id, chunk.expired_points,
+                    chunk.expired_members)
+    return chunk.expired_points
 
 
 @tenant_task()
@@ -93,6 +106,11 @@ def evaluate_tiers(tenant_id: int) -> int:
 @shared_task
 def expire_coupons_everywhere() -> int:
     return fan_out(expire_coupons)
+
+
+@shared_task
+def expire_points_everywhere() -> int:
+    return fan_out(expire_points)
 
 
 @shared_task

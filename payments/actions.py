@@ -318,9 +318,11 @@ def settle_refund(tenant: Tenant, result: RefundResult, *, creds: PayCredentials
             refund.state = Refund.State.SUCCESS
             refund.succeeded_at = result.success_time or timezone.now()
             refund.save(update_fields=["state", "refund_id", "succeeded_at", "updated_at"])
-            states.refund(order, amount_fen=refund.amount_fen, out_refund_no=refund.out_refund_no,
-                          actor=refund.requested_by)
+            moved = states.refund(order, amount_fen=refund.amount_fen, out_refund_no=refund.out_refund_no,
+                                  actor=refund.requested_by)
             effects.on_refunded(order, refund.amount_fen, refund.out_refund_no)
+            if order.state == Order.State.REFUNDED and order.coupon_id is not None:
+                _return_coupon(tenant, order, moved)
             return Settlement(Outcome.APPLIED, "", order)
         if result.status == "CLOSED":
             refund.state = Refund.State.CLOSED
@@ -338,6 +340,17 @@ def settle_refund(tenant: Tenant, result: RefundResult, *, creds: PayCredentials
 
 
 _REFUND_STATES = {"SUCCESS": Refund.State.SUCCESS, "CLOSED": Refund.State.CLOSED}
+
+
+def _return_coupon(tenant: Tenant, order: Order, moved: OrderTransition) -> None:
+    """A fully refunded order's coupon goes back by the tenant's policy; the refund transition says
+    what became of it (returned, or kept as used and why), where the order page shows it.
+
+    Only the transition to refunded gets here, once per order, inside the refund's unit of work.
+    """
+    returned = coupon_actions.return_coupon_for_refund(tenant, order.coupon_id, order.out_trade_no)
+    moved.details = {**moved.details, "coupon_return": returned.as_details()}
+    moved.save(update_fields=["details"])
 
 
 # --- closing and recovering --------------------------------------------------------------------

@@ -72,7 +72,8 @@ def on_paid(order: Order, tenant: Tenant) -> None:
 
 
 def on_refunded(order: Order, amount_fen: int, out_refund_no: str) -> None:
-    """Points the refunded part earned go back; a used coupon stays used (it is not money)."""
+    """Points the refunded part earned go back. The coupon is not money: only a full refund may give
+    it back, by the tenant's policy (``actions.settle_refund``)."""
     campaign_actions.reverse_for_refund(order.tenant, order.member, refund_ref=out_refund_no,
                                         order_ref=order.out_trade_no, refunded_fen=amount_fen)
     payload = {

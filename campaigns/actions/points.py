@@ -5,13 +5,26 @@ on the member row (which also serialises concurrent changes for that member) fol
 ledger row carrying ``balance_after``; both commit or neither does. So the balance never goes
 negative and always equals the sum of the ledger. A change keyed by ``ref`` (an order, a refund,
 a coupon code) happens once: the unique (member, reason, ref) makes a retry a no-op.
+
+Expiry (when the tenant sets a validity of N months) is first in, first out: whatever left the
+balance (spent on coupons, taken back by refunds, adjusted away, expired before) used up the
+oldest points first. So what is left of the points credited before the cut-off is
+``credited before the cut-off − everything that ever left``, when positive, and that expires.
+Refunds count like any other spend here: the ledger does not say which order's points a refund
+took back, only how many.
 """
 
 from __future__ import annotations
 
+import calendar
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import BigIntegerField, Case, F, Q, Sum, Value, When
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import queries
@@ -24,9 +37,14 @@ from tenants.actions import audit
 from tenants.context import require_tenant
 from tenants.models import Tenant
 
+logger = logging.getLogger("jingzhun.campaigns")
+
 Reason = PointsEntry.Reason
 # Reasons that count toward tiers: what was earned by paying, net of what refunds took back.
 TIER_REASONS = (Reason.EARN, Reason.REFUND)
+MAX_EXPIRE_MONTHS = 120
+# Members per expiry unit of work: their rows stay locked until it commits.
+EXPIRY_CHUNK = 2000
 
 
 def _apply(member_id: int, delta: int) -> int | None:
@@ -167,11 +185,21 @@ def evaluate_tier(tenant: Tenant, member: Member) -> str:
 
 
 def save_loyalty_settings(tenant: Tenant, *, actor, points_per_yuan: int, tier_basis: str,
-                          new_member_template_id: int | None) -> LoyaltySettings:
+                          new_member_template_id: int | None, points_expire_months: int | None = None,
+                          return_coupon_on_refund: str | None = None) -> LoyaltySettings:
+    """Save the tenant's rules; the expiry and refund policy stay as they are when not given."""
+    errors: dict[str, list[str]] = {}
     if tier_basis not in LoyaltySettings.Basis.values:
-        raise ValidationError({"tier_basis": [_("请选择等级依据。")]})
+        errors["tier_basis"] = [_("请选择等级依据。")]
     if points_per_yuan < 0:
-        raise ValidationError({"points_per_yuan": [_("积分规则不能为负数。")]})
+        errors["points_per_yuan"] = [_("积分规则不能为负数。")]
+    if points_expire_months is not None and not 0 <= points_expire_months <= MAX_EXPIRE_MONTHS:
+        errors["points_expire_months"] = [_("积分有效期须在 0 到 %(n)d 个月之间（0 表示永不过期）。")
+                                          % {"n": MAX_EXPIRE_MONTHS}]
+    if return_coupon_on_refund is not None and return_coupon_on_refund not in LoyaltySettings.CouponReturn.values:
+        errors["return_coupon_on_refund"] = [_("请选择退款后是否退还优惠券。")]
+    if errors:
+        raise ValidationError(errors)
     with within(tenant):
         if new_member_template_id is not None:
             queries.get_template(new_member_template_id)
@@ -179,9 +207,14 @@ def save_loyalty_settings(tenant: Tenant, *, actor, points_per_yuan: int, tier_b
         rules.points_per_yuan = points_per_yuan
         rules.tier_basis = tier_basis
         rules.new_member_template_id = new_member_template_id
+        if points_expire_months is not None:
+            rules.points_expire_months = points_expire_months
+        if return_coupon_on_refund is not None:
+            rules.return_coupon_on_refund = return_coupon_on_refund
         rules.save()
         audit(tenant, "loyalty.settings_updated", actor=actor, points_per_yuan=points_per_yuan,
-              tier_basis=tier_basis, new_member_template=new_member_template_id)
+              tier_basis=tier_basis, new_member_template=new_member_template_id,
+              points_expire_months=rules.points_expire_months, return_coupon_on_refund=rules.return_coupon_on_refund)
         return rules
 
 
@@ -216,3 +249,100 @@ def save_tier(tenant: Tenant, *, actor, name: str, threshold: int, earn_multipli
         audit(tenant, "tier.saved", actor=actor, target=f"tier:{tier.pk}", name=name, threshold=threshold,
               earn_multiplier_pct=earn_multiplier_pct, monthly_template=monthly_template_id)
         return tier
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+def months_before(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier (the month's last day when it is shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def expiry_cutoff(months: int, now: datetime) -> datetime:
+    """Points credited before this instant have expired at ``now``.
+
+    Points credited on a (Beijing) day last through the same day ``months`` months later, so on
+    any day the oldest points still valid are those of the day ``months`` months before it.
+    """
+    zone = timezone.get_default_timezone()
+    first_valid_day = months_before(timezone.localtime(now, zone).date(), months)
+    return datetime.combine(first_valid_day, time.min, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class ExpiryChunk:
+    members: int  # members with a balance looked at
+    expired_members: int
+    expired_points: int
+    next_after: int | None  # where the next chunk starts (a member id); None when this was the last
+
+
+def expire_points_chunk(tenant: Tenant, *, after_member_id: int = 0, now: datetime | None = None,
+                        limit: int | None = None) -> ExpiryChunk:
+    """Expire what is due for up to ``limit`` members with a balance, after ``after_member_id``.
+
+    One unit of work (when called outside the tenant's context): the members' rows are locked
+    first, so the ledger read next sees every change committed to them, and nothing changes them
+    until this commits. A second run, concurrent or later, then finds nothing more due, and the
+    ledger's unique (member, reason, ref), the ref being the first day still valid, backs that up.
+    Five statements per chunk, whatever its size.
+    """
+    now = now or timezone.now()
+    limit = limit or EXPIRY_CHUNK
+    with within(tenant):
+        months = queries.loyalty_settings().points_expire_months
+        if not months:
+            return ExpiryChunk(0, 0, 0, None)
+        cutoff = expiry_cutoff(months, now)
+        ref = cutoff.date().isoformat()
+        ids = list(Member.objects.filter(pk__gt=after_member_id, points__gt=0).order_by("pk")
+                   .values_list("pk", flat=True)[:limit])
+        if not ids:
+            return ExpiryChunk(0, 0, 0, None)
+        next_after = ids[-1] if len(ids) == limit else None
+        balances = dict(Member.objects.select_for_update().filter(pk__in=ids, points__gt=0).order_by("pk")
+                        .values_list("pk", "points"))
+        flows = (
+            PointsEntry.objects.filter(member_id__in=list(balances)).values("member_id").order_by()
+            .annotate(credited=Sum("delta", filter=Q(delta__gt=0, created_at__lt=cutoff), default=0),
+                      spent=Sum("delta", filter=Q(delta__lt=0), default=0))
+        )
+        due: dict[int, int] = {}
+        for row in flows:
+            left = row["credited"] + row["spent"]
+            if left > 0:
+                balance = balances[row["member_id"]]
+                if left > balance:
+                    # Only if the cached balance and the ledger disagree; the balance must not go negative.
+                    logger.warning("tenant %s member %s: %d points due to expire, balance %d",
+                                   tenant.pk, row["member_id"], left, balance)
+                due[row["member_id"]] = min(left, balance)
+        if not due:
+            return ExpiryChunk(len(ids), 0, 0, next_after)
+        Member.objects.filter(pk__in=list(due)).update(points=F("points") - Case(
+            *(When(pk=pk, then=Value(n)) for pk, n in due.items()), default=Value(0),
+            output_field=BigIntegerField()))
+        PointsEntry.objects.bulk_create([
+            PointsEntry(member_id=pk, delta=-n, balance_after=balances[pk] - n, reason=Reason.EXPIRE, ref=ref,
+                        tier_points=0)
+            for pk, n in due.items()
+        ])
+        return ExpiryChunk(len(ids), len(due), sum(due.values()), next_after)
+
+
+def expire_points(tenant: Tenant, *, now: datetime | None = None, limit: int | None = None) -> ExpiryChunk:
+    """Every chunk of the tenant, one after the other (each its own unit of work when called outside
+    the tenant's context); the totals. The beat task runs the chunks as chained tasks instead."""
+    now = now or timezone.now()
+    members = expired_members = expired_points = 0
+    after: int | None = 0
+    while after is not None:
+        chunk = expire_points_chunk(tenant, after_member_id=after, now=now, limit=limit)
+        members += chunk.members
+        expired_members += chunk.expired_members
+        expired_points += chunk.expired_points
+        after = chunk.next_after
+    return ExpiryChunk(members, expired_members, expired_points, None)
