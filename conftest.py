@@ -20,6 +20,16 @@ def pytest_configure(config):
     }
 
 
+@pytest.fixture(autouse=True)
+def _forget_remembered_tenants():
+    """Test databases reuse ids after a rollback: no test may see another's remembered tenant."""
+    from tenants.resolvers import forget_tenant
+
+    forget_tenant()
+    yield
+    forget_tenant()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """On PostgreSQL the test database is created and migrated by the owner role."""

@@ -72,8 +72,17 @@ def prepare_environment(args) -> dict[str, str]:
 def _admin(args, sql: str) -> None:
     import psycopg
 
-    with psycopg.connect(args.owner_url, autocommit=True) as conn:
-        conn.execute(sql)
+    # The owner may not terminate the app role's sessions (FORCE needs that): after a round, give
+    # the server's and the clients' connections a moment to close instead.
+    for attempt in range(20):
+        try:
+            with psycopg.connect(args.owner_url, autocommit=True) as conn:
+                conn.execute(sql)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 def seed(members: int, repeats: int) -> dict:

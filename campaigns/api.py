@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,7 +13,9 @@ from campaigns import actions, queries
 from campaigns import serializers as s
 from campaigns.exceptions import CouponError, NotFound
 from campaigns.models import ClaimCounter, Coupon, CouponTemplate, PointsEntry
-from profiles.authentication import MemberAPIView
+from campaigns.scope import within
+from profiles.authentication import MemberAPIView, TokenRejected
+from profiles.queries import MemberNotFound
 from profiles.serializers import AUTH_ERRORS, error
 from tenants.api import APIError
 
@@ -55,11 +58,15 @@ def template_data(t: CouponTemplate, exchange_skus: dict[int, str] | None = None
     }
 
 
-def _exchange_skus(templates) -> dict[int, str]:
+def _exchange_skus(templates, tenant=None) -> dict[int, str]:
+    """SKUs of the templates' exchange items; ``tenant`` when the caller holds no tenant unit."""
     from catalog.models import Item
 
     ids = {t.exchange_item_id for t in templates if t.exchange_item_id}
-    return dict(Item.objects.filter(pk__in=ids).values_list("pk", "sku")) if ids else {}
+    if not ids:
+        return {}
+    with within(tenant) if tenant is not None else nullcontext():
+        return dict(Item.objects.filter(pk__in=ids).values_list("pk", "sku"))
 
 
 def coupon_data(c: Coupon, skus: dict[int, str] | None = None) -> dict[str, Any]:
@@ -95,6 +102,11 @@ class CouponListView(MemberAPIView):
 
 
 class ClaimView(MemberAPIView):
+    # A flash sale's one hot endpoint: the claim statement checks the member itself, and commits
+    # (releasing the template's stock row) before the response is built.
+    load_member = False
+    tenant_unit = "action"
+
     @extend_schema(operation_id="coupons_claim", summary="Claim one coupon", request=None,
                    parameters=[IDEMPOTENCY_KEY],
                    responses={201: s.CouponSerializer, 200: s.CouponSerializer, **CLAIM_ERRORS, **AUTH_ERRORS})
@@ -106,7 +118,9 @@ class ClaimView(MemberAPIView):
             result = actions.claim_coupon(request.tenant, template_id, request.member, idempotency_key=key)
         except (CouponError, NotFound) as exc:
             raise api_error(exc) from None
-        skus = _exchange_skus([result.coupon.template])
+        except MemberNotFound:
+            raise TokenRejected() from None
+        skus = _exchange_skus([result.coupon.template], request.tenant)
         return Response(coupon_data(result.coupon, skus),
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

@@ -123,6 +123,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django binds parameters on the client and never prepares; psycopg's default here (None) would
+    # also forbid the explicit prepare of tenants.prepared. A threshold nothing reaches allows that
+    # one and still prepares nothing else.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
     # Lets two test runs share one PostgreSQL server without dropping each other's database.
     if env_str("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
@@ -224,6 +228,8 @@ SPECTACULAR_SETTINGS = {
 # Event batches may commit without waiting for the WAL flush: faster, but a database crash can lose
 # the last fraction of a second of acknowledged events. Off unless the operator opts in.
 EVENTS_ASYNC_COMMIT = env_bool("EVENTS_ASYNC_COMMIT", False)
+# How long an API process may answer from its remembered tenant (suspension reaches it that late).
+TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 5)
 MEMBER_TOKEN_TTL_SECONDS = env_int("MEMBER_TOKEN_TTL_SECONDS", 2 * 3600)
 MEMBER_REFRESH_TTL_SECONDS = env_int("MEMBER_REFRESH_TTL_SECONDS", 30 * 24 * 3600)
 

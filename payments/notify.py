@@ -33,6 +33,7 @@ from payments.pay_results import (
 from tenants.context import tenant_context
 from tenants.credentials import PayCredentials
 from tenants.models import Tenant
+from tenants.prepared import prepared_cursor
 from wechat.notify import VerifiedNotification
 
 Outcome = PaymentNotification.Outcome
@@ -114,7 +115,7 @@ def _record_sql() -> str:
 
 def _insert(sql: str, params: list[Any] | dict[str, Any]) -> tuple | None:
     """Run the statement that records a notification (and, on the fast path, applies it)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 

@@ -37,6 +37,7 @@ from catalog.models import Item
 from profiles.ingest import EventRow
 from profiles.models import Event
 from tenants.context import require_tenant
+from tenants.prepared import prepared_cursor
 
 # The whole batch travels as one JSON text: one parameter to quote instead of 3,000 array
 # elements (client-side quoting of arrays costs more than the insert), parsed once by PostgreSQL;
@@ -80,7 +81,7 @@ def item_ids_for(skus: set[str]) -> dict[str, int]:
     if connection.vendor != "postgresql":
         return dict(Item.objects.filter(sku__in=sorted(skus)).values_list("sku", "id"))
     sql = _ITEMS.format(table=connection.ops.quote_name(Item._meta.db_table))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [msgspec.json.encode(sorted(skus)).decode(), require_tenant().pk])
         return dict(cursor.fetchall())
 
@@ -105,7 +106,8 @@ def _insert_json(tenant_id: int, member_id: int, rows: list[EventRow], item_ids:
          msgspec.Raw(r.props))
         for r in rows
     ]).decode()]
-    with connection.cursor() as cursor:
+    # Prepared: the batch travels as one bound parameter instead of a 100 KB literal to quote and parse.
+    with prepared_cursor() as cursor:
         try:
             with transaction.atomic():
                 cursor.execute(sql, params)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from tenants import resolvers
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, MiniProgramApp, PayAccount, StaffMembership, Tenant
 from tenants.pay_material import validate_pay_material
@@ -61,12 +62,19 @@ def create_tenant(*, slug: str, name: str, appid: str | None = None, app_secret:
     return tenant
 
 
+def _forget_now_and_at_commit(tenant_id: int) -> None:
+    # At commit too: a request of this process could remember the old row before the change commits.
+    resolvers.forget_tenant(tenant_id)
+    transaction.on_commit(lambda: resolvers.forget_tenant(tenant_id))
+
+
 @transaction.atomic
 def update_tenant_profile(tenant: Tenant, *, name: str, actor=None) -> Tenant:
     name = (name or "").strip()
     if not name:
         raise ValidationError(_("请填写商户名称。"), code="name_required")
     Tenant.objects.filter(pk=tenant.pk).update(name=name)
+    _forget_now_and_at_commit(tenant.pk)
     tenant.name = name
     audit(tenant, "tenant.profile_updated", actor=actor, target=tenant.slug)
     return tenant
@@ -77,6 +85,7 @@ def set_tenant_status(tenant: Tenant, status: str, *, actor=None) -> Tenant:
     if status not in Tenant.Status.values:
         raise ValidationError(_("未知状态 %(s)s") % {"s": status}, code="bad_status")
     Tenant.objects.filter(pk=tenant.pk).update(status=status)
+    _forget_now_and_at_commit(tenant.pk)
     tenant.status = status
     audit(tenant, f"tenant.{status}", actor=actor, target=tenant.slug)
     return tenant

@@ -77,6 +77,11 @@ class TenantAPIView(APIView):
     error (which DRF turns into a response) still rolls the unit of work back via ``set_rollback``.
     """
 
+    #: ``"request"``: the whole handler is one unit of work in the tenant. ``"action"``: the handler
+    #: opens none; each action it calls enters the tenant itself and commits on return. For a hot
+    #: write (a flash-sale claim) whose row lock must not be held while the response is built.
+    tenant_unit = "request"
+
     def dispatch(self, request, *args, **kwargs):
         with ExitStack() as stack:
             self._tenant_stack = stack
@@ -89,6 +94,7 @@ class TenantAPIView(APIView):
             raise exceptions.NotAuthenticated()
         if not tenant.is_active:
             raise APIError("tenant_suspended", "This merchant's service is suspended.", status.HTTP_403_FORBIDDEN)
-        self._tenant_stack.enter_context(tenant_context(tenant))
-        self.tenant_unit_open = True
+        if self.tenant_unit == "request":
+            self._tenant_stack.enter_context(tenant_context(tenant))
+            self.tenant_unit_open = True
         request.tenant = tenant

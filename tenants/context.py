@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 
+from tenants.prepared import prepared_cursor
+
 if TYPE_CHECKING:
     from tenants.models import Tenant
 
@@ -62,7 +64,7 @@ def _swap_gucs(values: dict[str, str]) -> dict[str, str]:
     params: list[str] = list(names)
     for name in names:
         params += [name, values[name]]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # every unit of work on PostgreSQL runs it
         cursor.execute(f"SELECT {reads}, {writes}", params)  # noqa: S608 - only placeholders
         row = cursor.fetchone()
     return dict(zip(names, row[: len(names)], strict=True))

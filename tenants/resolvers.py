@@ -5,6 +5,10 @@ These are the only places that read them; everything else receives a resolved te
 
 from __future__ import annotations
 
+import copy
+import time
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
@@ -14,6 +18,37 @@ from tenants.models import MiniProgramApp, PayAccount, StaffMembership, Tenant
 
 def tenant_by_id(tenant_id: int) -> Tenant | None:
     return Tenant.objects.filter(pk=tenant_id).first()
+
+
+# tenant id -> (monotonic expiry, Tenant). Per process, unbounded only by the number of tenants.
+_recent_tenants: dict[int, tuple[float, Tenant]] = {}
+
+
+def recent_tenant_by_id(tenant_id: int) -> Tenant | None:
+    """``tenant_by_id`` remembered for ``TENANT_CACHE_SECONDS`` in this process.
+
+    The Mini Program API resolves the token's tenant on every call; a query per request cost more
+    CPU than the claim it guards. The price is that suspending a tenant reaches other processes up to
+    that many seconds late (this process forgets at once, see ``forget_tenant``). Each caller gets its
+    own copy, so nothing one request sets on it leaks into the next.
+    """
+    ttl = settings.TENANT_CACHE_SECONDS
+    now = time.monotonic()
+    hit = _recent_tenants.get(tenant_id)
+    if hit is not None and hit[0] > now:
+        return copy.copy(hit[1])
+    tenant = tenant_by_id(tenant_id)
+    if tenant is not None and ttl > 0:
+        _recent_tenants[tenant_id] = (now + ttl, tenant)
+    return copy.copy(tenant) if tenant is not None else None
+
+
+def forget_tenant(tenant_id: int | None = None) -> None:
+    """Drop this process's remembered tenant (all of them with no id)."""
+    if tenant_id is None:
+        _recent_tenants.clear()
+    else:
+        _recent_tenants.pop(tenant_id, None)
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:

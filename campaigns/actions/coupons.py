@@ -29,8 +29,10 @@ from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate, new_
 from campaigns.scope import joined, within
 from catalog.models import Category, Item
 from profiles.models import Member
+from profiles.queries import MemberNotFound
 from tenants.actions import audit
 from tenants.models import Tenant
+from tenants.prepared import prepared_cursor
 
 State = CouponTemplate.State
 Kind = CouponTemplate.Kind
@@ -259,7 +261,8 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
     """Issue one coupon of the template to the member: the self-claim, and every single grant.
 
     Raises NotFound (also for another tenant's template), CouponError ``not_active``,
-    ``channel_not_allowed``, ``sold_out``, ``limit_reached``, ``idempotency_conflict``.
+    ``channel_not_allowed``, ``sold_out``, ``limit_reached``, ``idempotency_conflict``; MemberNotFound
+    when the member is erased or gone (``member`` may be a reference with only its id loaded).
     """
     now = now or timezone.now()
     key = (idempotency_key or "")[:100]
@@ -274,6 +277,8 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
             return _claim_in_one_statement(tenant, template_pk, member, channel=channel, key=key,
                                            campaign_ref=campaign_ref, granted_by=granted_by, now=now)
     with within(tenant):
+        if not Member.objects.filter(pk=member.pk, erased_at__isnull=True).exists():
+            raise MemberNotFound(member.pk)
         replay = _replayed(member, key, template_pk)
         if replay is not None:
             return ClaimResult(replay, False)
@@ -311,18 +316,22 @@ def _template_from_row(values: list) -> CouponTemplate:
               for f, v in zip(_TEMPLATE_FIELDS, values, strict=True)]
     return CouponTemplate.from_db(connection.alias, [f.attname for f in _TEMPLATE_FIELDS], values)
 
-# The whole claim in one round trip. ``prior``: the coupon this Idempotency-Key already issued.
+# The whole claim in one round trip. ``mem``: the member, still there (not erased): callers may pass
+# a member they have not loaded. ``prior``: the coupon this Idempotency-Key already issued.
 # ``counted``: the member's counter, bumped only while under the limit. ``taken``: one unit of stock,
 # only from a claimable template (the SQL twin of ``_check_claimable``), only when counted; its
 # RETURNING is the template row as it is now. ``issued``: the coupon, valid as ``validity_for``
 # says (whole 24-hour days, like timedelta), unless a concurrent retry with the same key got there
 # first. The CTEs run in that order because each reads the one before it.
 _CLAIM_SQL = f"""
-WITH prior AS (
+WITH mem AS (
+    SELECT id FROM {Member._meta.db_table} WHERE tenant_id = %(tenant)s AND id = %(member)s AND erased_at IS NULL
+), prior AS (
     SELECT id, template_id FROM {Coupon._meta.db_table}
     WHERE tenant_id = %(tenant)s AND member_id = %(member)s AND %(key)s <> '' AND idempotency_key = %(key)s
 ), tpl AS (
-    SELECT per_member_limit FROM {CouponTemplate._meta.db_table} WHERE tenant_id = %(tenant)s AND id = %(template)s
+    SELECT id, per_member_limit FROM {CouponTemplate._meta.db_table}
+    WHERE tenant_id = %(tenant)s AND id = %(template)s AND EXISTS (SELECT 1 FROM mem)
 ), counted AS (
     INSERT INTO {ClaimCounter._meta.db_table} AS c (tenant_id, template_id, member_id, count)
     SELECT %(tenant)s, %(template)s, %(member)s, 1 FROM tpl
@@ -332,7 +341,7 @@ WITH prior AS (
     RETURNING c.count
 ), taken AS (
     UPDATE {CouponTemplate._meta.db_table} AS t SET issued = t.issued + 1
-    WHERE t.tenant_id = %(tenant)s AND t.id = %(template)s
+    WHERE t.id = (SELECT id FROM tpl)
       AND t.state = %(active)s AND (t.valid_until IS NULL OR t.valid_until > %(now)s::timestamptz)
       AND (NOT %(gated)s OR jsonb_array_length(t.channels) = 0 OR t.channels @> jsonb_build_array(%(channel)s::text))
       AND (t.stock IS NULL OR t.issued < t.stock)
@@ -357,7 +366,7 @@ WITH prior AS (
     ON CONFLICT (tenant_id, member_id, idempotency_key) WHERE NOT (idempotency_key = '') DO NOTHING
     RETURNING id, valid_from, valid_until
 )
-SELECT (SELECT id FROM prior), (SELECT template_id FROM prior), EXISTS (SELECT 1 FROM counted),
+SELECT EXISTS (SELECT 1 FROM mem), (SELECT id FROM prior), (SELECT template_id FROM prior), EXISTS (SELECT 1 FROM counted),
        i.id, i.valid_from, i.valid_until, {", ".join(f"t.{c}" for c in _TEMPLATE_COLUMNS)}
 FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON true
 """  # noqa: S608 - table names from the models, values as parameters
@@ -366,14 +375,17 @@ FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON tru
 def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *, channel: str, key: str,
                             campaign_ref: str, granted_by, now: datetime) -> ClaimResult:
     code = new_coupon_code()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {
             "tenant": tenant.pk, "template": template_id, "member": member.pk, "key": key, "now": now,
             "active": State.ACTIVE, "gated": channel in GATED_CHANNELS, "channel": channel, "code": code,
             "unused": Coupon.State.UNUSED, "campaign": campaign_ref,
             "granted_by": getattr(granted_by, "pk", granted_by),
         })
-        prior_id, prior_template, counted, coupon_id, valid_from, valid_until, *template_row = cursor.fetchone()
+        member_there, prior_id, prior_template, counted, coupon_id, valid_from, valid_until, *template_row = (
+            cursor.fetchone())
+    if not member_there:
+        raise MemberNotFound(member.pk)
     if prior_id is not None:
         if prior_template != template_id:
             raise CouponError("idempotency_conflict", coupon_id=prior_id)

@@ -122,3 +122,65 @@ def test_points_exchange_and_balance(tenant_a, members_a):
     assert (status, body["channel"]) == (201, "points")
     status, body = call("GET", "me/points", alice)
     assert (body["points"], [e["delta"] for e in body["ledger"]]) == (50, [-100, 150])
+
+
+def test_an_erased_members_token_claims_nothing(tenant_a, members_a):
+    """The claim view loads no member; its statement must refuse an erased one by itself."""
+    from profiles.actions import erase_member
+
+    template = make_template(tenant_a, stock=5, per_member_limit=1)
+    token = tokens.issue(tenant_a.pk, members_a[0].pk, tokens.ACCESS)
+    erase_member(tenant_a, member=members_a[0])
+    response = Client().post(f"/api/v1/coupons/{template.pk}/claim", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_token")
+    with tenant_context(tenant_a):
+        template.refresh_from_db()
+        assert (template.issued, Coupon.objects.count()) == (0, 0)
+    assert call("POST", f"coupons/{template.pk}/claim", members_a[1])[0] == 201
+
+
+def test_a_suspended_tenant_is_refused_at_once_in_the_process_that_suspended_it(tenant_a, members_a):
+    from tenants.actions import set_tenant_status
+
+    template = make_template(tenant_a, stock=5)
+    assert call("POST", f"coupons/{template.pk}/claim", members_a[0])[0] == 201  # the tenant is now remembered
+    set_tenant_status(tenant_a, "suspended")
+    status, body = call("POST", f"coupons/{template.pk}/claim", members_a[1])
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+
+
+def test_another_process_sees_a_suspension_within_the_tenant_cache_seconds(tenant_a, members_a, settings):
+    """Only this process forgets on suspension; others keep the tenant for TENANT_CACHE_SECONDS."""
+    from tenants.models import Tenant
+
+    template = make_template(tenant_a, stock=5)
+    assert call("POST", f"coupons/{template.pk}/claim", members_a[0])[0] == 201
+    Tenant.objects.filter(pk=tenant_a.pk).update(status="suspended")  # as another process would
+    assert call("POST", f"coupons/{template.pk}/claim", members_a[1])[0] == 201
+    settings.TENANT_CACHE_SECONDS = 0
+    from tenants.resolvers import forget_tenant
+
+    forget_tenant()  # what the expiry of the remembered entry amounts to
+    status, body = call("POST", f"coupons/{template.pk}/claim", members_a[2])
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+
+
+def test_a_claim_commits_before_its_answer_is_built(tenant_a, members_a, monkeypatch):
+    """The stock row of a flash sale is locked from the claim to its commit: nothing else may wait inside."""
+    from django.db import connection
+
+    from campaigns import api
+
+    seen = []
+    real = api.coupon_data
+
+    def recording(*args, **kwargs):
+        seen.append(len(connection.savepoint_ids))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "coupon_data", recording)
+    template = make_template(tenant_a, stock=5)
+    # pytest-django wraps each test in a transaction; what matters is that the claim's own block closed.
+    depth = len(connection.savepoint_ids)
+    assert call("POST", f"coupons/{template.pk}/claim", members_a[0])[0] == 201
+    assert seen == [depth]  # with the whole request as one unit, its savepoint would still be open here

@@ -314,3 +314,15 @@ def test_a_claim_is_one_round_trip_inside_the_callers_unit_of_work(tenant_a, mem
     assert result.created and result.coupon.template.remaining == 9
     assert len(claimed.captured_queries) == 1
     assert len(replayed.captured_queries) == 2  # the statement finds the key; then the coupon is read
+
+
+def test_the_claim_statement_is_prepared_on_the_server_once_per_connection(tenant_a, members_a):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL path")
+    template = make_template(tenant_a, stock=10)
+    for member in members_a[:3]:
+        actions.claim_coupon(tenant_a, template.pk, member)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), max(generic_plans + custom_plans) FROM pg_prepared_statements "
+                       "WHERE statement LIKE '%%INSERT INTO campaigns_claimcounter%%'")
+        assert cursor.fetchone() == (1, 3)
