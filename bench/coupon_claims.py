@@ -29,28 +29,17 @@ import multiprocessing as mp
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from harness import CpuMeter, cpu_text, free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
-
-
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_environment(args) -> dict[str, str]:
@@ -58,8 +47,8 @@ def prepare_environment(args) -> dict[str, str]:
 
     env = dict(os.environ)
     env.update({
-        "DATABASE_URL": _with_db(args.app_url, args.database),
-        "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
+        "DATABASE_URL": with_db(args.app_url, args.database),
+        "MIGRATION_DATABASE_URL": with_db(args.owner_url, args.database),
         "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48), "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "WECHAT_SANDBOX": "0", "LOG_LEVEL": "ERROR",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -116,9 +105,11 @@ def seed(members: int, repeats: int) -> dict:
     return out
 
 
-def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int = 1) -> subprocess.Popen:
+    """Sync workers with ``threads`` 1; else gthread workers, which (unlike sync) keep connections alive."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    return subprocess.Popen([gunicorn, "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+    kind = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else []
+    return subprocess.Popen([gunicorn, "config.wsgi", *kind, "-w", str(workers), "-b", f"127.0.0.1:{port}",
                              "--keep-alive", "30", "--log-level", "warning", "--timeout", "60", "--backlog", "256"],
                             cwd=ROOT, env=env, start_new_session=True)
 
@@ -188,24 +179,30 @@ def _client_process(port, template_id, token_lists, start_at, seconds, results, 
         t.start()
     for t in threads:
         t.join()
+    out["cpu_s"] = time.process_time()
     results.put(out)
 
 
 def api_round(port: int, template_id: int, tokens: list[list[str]], seconds: float,
-              stop_on_409: bool = False) -> dict:
+              stop_on_409: bool = False, meter: CpuMeter | None = None) -> dict:
     ctx = mp.get_context("fork")
     results: mp.Queue = ctx.Queue()
     start_at = time.time() + 0.5
     procs = [ctx.Process(target=_client_process, args=(port, template_id, tokens[p::PROCESSES], start_at, seconds,
                                                        results, stop_on_409)) for p in range(PROCESSES)]
+    before = meter.read() if meter else None
     for proc in procs:
         proc.start()
     collected = [results.get(timeout=seconds + 120) for _ in procs]
     for proc in procs:
         proc.join(timeout=10)
+    spent = CpuMeter.spent(before, meter.read()) if meter else {}
+    spent["clients"] = sum(r.pop("cpu_s", 0.0) for r in collected)
     latencies = sorted(x for r in collected for x in r.get("latencies", []))
     total = {k: sum(r.get(k, 0) for r in collected) for k in ("201", "409", "other")}
     total["claims_per_s"] = total["201"] / seconds
+    answered = total["201"] + total["409"] + total["other"]  # the no-work round's 401s are "other"
+    total["cpu_ms"] = {k: 1000 * v / max(answered, 1) for k, v in spent.items()}
     total["p50_ms"] = 1000 * latencies[len(latencies) // 2] if latencies else float("nan")
     total["p99_ms"] = 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0
     return total
@@ -312,27 +309,32 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: int) -> bool:
+def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: int,
+           meter: CpuMeter | None = None) -> bool:
     """The API rounds against the raw ceiling, then the sell-out race; True when a count is wrong."""
     tenant_id = seeded["tenant_id"]
     budget = per_client // (args.repeats + 2)
     api_round(port, seeded["flash"], tokens_for(0, min(budget, 50)), 2)  # warm-up
     rounds = []
     for r in range(args.repeats):
-        result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds)
+        result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds, meter=meter)
         result["load"] = load()
         result["ceiling"] = raw_ceiling(app_url, tenant_id, seeded["ceiling"], seeded["member_ids"], args.seconds)
         # The same clients and server, the same URL with an empty bearer token: refused (401) by the
         # authentication before any database work. What HTTP, middleware, DRF and the harness cost on
         # their own on this machine right now.
         empty = [[""] * budget for _ in range(args.clients)]
-        result["no_work"] = api_round(port, seeded["flash"], empty, args.seconds / 2)["other"] / (args.seconds / 2)
+        no_work = api_round(port, seeded["flash"], empty, args.seconds / 2, meter=meter)
+        result["no_work"] = no_work["other"] / (args.seconds / 2)
         rounds.append(result)
         print(f"round {r + 1}: API {result['claims_per_s']:,.0f} claims/s ({result['201']} issued, "
               f"{result['409']} refused, {result['other']} other; p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms); raw PostgreSQL ceiling {result['ceiling']:,.0f} claims/s; "
               f"ratio {result['claims_per_s'] / result['ceiling']:.2f}; no-work HTTP ceiling "
               f"{result['no_work']:,.0f} req/s; load {result['load']} / {load()}", flush=True)
+        if meter is not None:
+            print(f"  CPU ms per request: claim {cpu_text(result['cpu_ms'])}; no-work {cpu_text(no_work['cpu_ms'])}",
+                  flush=True)
     issued, coupons, stock, doubles = db_counts(app_url, tenant_id, seeded["flash"])
     print(f"flash template: issued {issued}, coupons {coupons}, stock {stock}, members with two: {doubles}; "
           f"201 answers in the measured rounds: {sum(r['201'] for r in rounds)} (the rest: warm-up)")
@@ -385,6 +387,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="more than 1: gthread workers (keep-alive)")
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--database", default="jingzhun_bench_coupons")
     parser.add_argument("--owner-url", default=os.environ.get(
@@ -399,7 +402,8 @@ def main() -> None:
 
     env = prepare_environment(args)
     print(f"# coupon_claims {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; {args.clients} "
-          f"clients x {args.seconds:g}s x {args.repeats}; gunicorn {args.workers} sync workers; "
+          f"clients x {args.seconds:g}s x {args.repeats}; gunicorn {args.workers} "
+          f"{'sync workers' if args.threads == 1 else f'gthread workers x {args.threads} threads'}; "
           f"{args.members} members; load average {load()}", flush=True)
     _admin(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     _admin(args, f'CREATE DATABASE "{args.database}"')
@@ -428,10 +432,11 @@ def main() -> None:
                     for c in range(args.clients)]
 
         if args.only != "grant":
-            port = _free_port()
-            server = start_gunicorn(env, port, args.workers)
+            port = free_port()
+            server = start_gunicorn(env, port, args.workers, args.threads)
             wait_ready(port, member_tokens.issue(tenant_id, member_ids[0], member_tokens.ACCESS))
-            failed |= claims(args, port, app_url, seeded, tokens_for, per_client)
+            meter = CpuMeter(server.pid, env["MIGRATION_DATABASE_URL"], args.database)
+            failed |= claims(args, port, app_url, seeded, tokens_for, per_client, meter)
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=20)
             server = None

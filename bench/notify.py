@@ -33,14 +33,14 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from harness import CpuMeter, cpu_text, free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
@@ -50,24 +50,13 @@ APPID = "wxbe000000000000n1"
 PUBLIC_KEY_ID = "PUB_KEY_ID_0114232134912410000000000000BNCH"
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def prepare_environment(args) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     env = dict(os.environ)
     env.update({
-        "DATABASE_URL": _with_db(args.app_url, args.database),
-        "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
+        "DATABASE_URL": with_db(args.app_url, args.database),
+        "MIGRATION_DATABASE_URL": with_db(args.owner_url, args.database),
         "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(48), "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "WECHAT_SANDBOX": "0", "LOG_LEVEL": "ERROR",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -275,53 +264,6 @@ def _client_process(port, path, delivery_lists, start_at, seconds, results):
     results.put(out)
 
 
-# --- where the CPU goes: /proc of the gunicorn workers and of the database's backends -----------------
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rpartition(")")[2].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
-
-
-class CpuMeter:
-    """CPU spent by the server's workers and by the benchmark database's backends between two reads."""
-
-    def __init__(self, server_pid: int, owner_url: str, database: str):
-        self.server_pid, self.owner_url, self.database = server_pid, owner_url, database
-
-    def read(self) -> dict[str, dict[int, float]]:
-        import psycopg
-
-        with psycopg.connect(self.owner_url, autocommit=True) as conn:
-            backends = [r[0] for r in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.database])]
-        return {"gunicorn": {p: _cpu_s(p) for p in _children(self.server_pid)},
-                "postgres": {p: _cpu_s(p) for p in backends}}
-
-    @staticmethod
-    def spent(before: dict, after: dict) -> dict[str, float]:
-        return {group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items())
-                for group in after}
-
-
 def notify_round(port: int, path: str, deliveries: list[list], seconds: float, meter: CpuMeter | None = None) -> dict:
     ctx = mp.get_context("fork")
     results: mp.Queue = ctx.Queue()
@@ -350,10 +292,6 @@ def notify_round(port: int, path: str, deliveries: list[list], seconds: float, m
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0,
         "cpu_ms": {k: 1000 * v / max(answered, 1) for k, v in spent.items()},
     }
-
-
-def _cpu_text(cpu_ms: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items())
 
 
 def db_check(app_url: str, tenant_id: int) -> dict[str, int]:
@@ -419,7 +357,7 @@ def main() -> None:
             conn.execute("ANALYZE")
         path = f"/pay/wechat/v3/{seeded['token']}/"
         numbers = list(enumerate(seeded["numbers"]))
-        port = _free_port()
+        port = free_port()
         server = start_gunicorn(env, port, args.workers)
         wait_ready(port, path)
         meter = CpuMeter(server.pid, env["MIGRATION_DATABASE_URL"], args.database)
@@ -441,7 +379,7 @@ def main() -> None:
                   f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms); no-work ceiling "
                   f"{result['ceiling']:,.0f} req/s, ratio {result['per_s'] / result['ceiling']:.2f}; load average "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
-            print(f"  CPU ms per request: notify {_cpu_text(result['cpu_ms'])}; no-work {_cpu_text(ceiling['cpu_ms'])}",
+            print(f"  CPU ms per request: notify {cpu_text(result['cpu_ms'])}; no-work {cpu_text(ceiling['cpu_ms'])}",
                   flush=True)
             if result["sent"] >= sum(len(d) for d in deliveries):
                 print("  (the clients ran out of signed notifications: raise --rate-guess)", flush=True)

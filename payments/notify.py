@@ -33,7 +33,7 @@ from payments.pay_results import (
 from tenants.context import tenant_context
 from tenants.credentials import PayCredentials
 from tenants.models import Tenant
-from tenants.prepared import prepared_cursor
+from tenants.prepared import execute_alone, prepared_cursor
 from wechat.notify import VerifiedNotification
 
 Outcome = PaymentNotification.Outcome
@@ -211,8 +211,12 @@ def _pay_and_record_sql() -> str:
     )
 
 
-def _pay_and_record(result: PaymentResult, values: dict[str, Any], cause: str) -> Handled | None:
-    """The fast path of a fitting payment on PostgreSQL; None when it does not apply."""
+def _pay_and_record(result: PaymentResult, values: dict[str, Any], cause: str, *, alone: bool = False,
+                    ) -> Handled | None:
+    """The fast path of a fitting payment on PostgreSQL; None when it does not apply.
+
+    ``alone``: outside any unit of work, as a transaction of its own in one round trip.
+    """
     params = dict(zip((f"n_{c}" for c in _PAY_COLUMNS), _params(values, _PAY_COLUMNS), strict=True))
     details = OrderTransition._meta.get_field("details").get_db_prep_save(
         {"transaction_id": result.transaction_id}, connection)
@@ -221,7 +225,10 @@ def _pay_and_record(result: PaymentResult, values: dict[str, Any], cause: str) -
         total_fen=result.total_fen, paid_at=result.success_time or values["received_at"],
         now=values["received_at"], cause=cause, details=details,
     )
-    row = _insert(_pay_and_record_sql(), params)
+    if alone:
+        row = execute_alone(values["tenant_id"], _pay_and_record_sql(), params)
+    else:
+        row = _insert(_pay_and_record_sql(), params)
     if row is None:
         return None
     order_id, settled_outcome, *recorded = row
@@ -238,8 +245,8 @@ def _fits_without_the_order(result: PaymentResult, creds: PayCredentials) -> boo
 
 
 def _settle_payment(tenant: Tenant, creds: PayCredentials, result: PaymentResult, values: dict[str, Any],
-                    cause: str) -> Handled:
-    if connection.vendor == "postgresql" and _fits_without_the_order(result, creds):
+                    cause: str, *, fast_path_tried: bool = False) -> Handled:
+    if not fast_path_tried and connection.vendor == "postgresql" and _fits_without_the_order(result, creds):
         handled = _pay_and_record(result, values, cause)
         if handled is not None:
             return handled
@@ -257,12 +264,22 @@ def handle_v3(tenant: Tenant, creds: PayCredentials, verified: VerifiedNotificat
         out_trade_no=str(resource.get("out_trade_no", "")), transaction_id=str(resource.get("transaction_id", "")),
         out_refund_no=str(resource.get("out_refund_no", "")) if is_refund else "",
     )
+    payment = payment_from_v3(resource) if verified.event_type == "TRANSACTION.SUCCESS" else None
+    # The common case (a payment that fits its order) as one round trip before any unit of work opens;
+    # anything else goes the general way, which checks everything again under its own lock.
+    tried = (payment is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
+             and _fits_without_the_order(payment, creds))
+    if tried:
+        handled = _pay_and_record(payment, values, OrderTransition.Cause.NOTIFY_V3, alone=True)
+        if handled is not None:
+            return handled
     with tenant_context(tenant):
         if is_refund:
             return _settle_and_record(
                 lambda: actions.settle_refund(tenant, refund_from_v3(resource), creds=creds), values)
-        if verified.event_type == "TRANSACTION.SUCCESS":
-            return _settle_payment(tenant, creds, payment_from_v3(resource), values, OrderTransition.Cause.NOTIFY_V3)
+        if payment is not None:
+            return _settle_payment(tenant, creds, payment, values, OrderTransition.Cause.NOTIFY_V3,
+                                   fast_path_tried=tried)
         return _settle_and_record(lambda: actions.Settlement(Outcome.FLAGGED, "unexpected_event"), values)
 
 

@@ -13,6 +13,7 @@ deadlock each other.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +32,9 @@ from catalog.models import Category, Item
 from profiles.models import Member
 from profiles.queries import MemberNotFound
 from tenants.actions import audit
+from tenants.context import current_tenant, tenant_context
 from tenants.models import Tenant
-from tenants.prepared import prepared_cursor
+from tenants.prepared import execute_alone, prepared_cursor
 
 State = CouponTemplate.State
 Kind = CouponTemplate.Kind
@@ -273,9 +275,10 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
     except (TypeError, ValueError):
         raise NotFound(template_id) from None
     if connection.vendor == "postgresql":
-        with joined(tenant):
+        alone = current_tenant() is None and not connection.in_atomic_block
+        with nullcontext() if alone else joined(tenant):
             return _claim_in_one_statement(tenant, template_pk, member, channel=channel, key=key,
-                                           campaign_ref=campaign_ref, granted_by=granted_by, now=now)
+                                           campaign_ref=campaign_ref, granted_by=granted_by, now=now, alone=alone)
     with within(tenant):
         if not Member.objects.filter(pk=member.pk, erased_at__isnull=True).exists():
             raise MemberNotFound(member.pk)
@@ -317,7 +320,8 @@ def _template_from_row(values: list) -> CouponTemplate:
     return CouponTemplate.from_db(connection.alias, [f.attname for f in _TEMPLATE_FIELDS], values)
 
 # The whole claim in one round trip. ``mem``: the member, still there (not erased): callers may pass
-# a member they have not loaded. ``prior``: the coupon this Idempotency-Key already issued.
+# a member they have not loaded. ``tpl``: the template, if it looks claimable in this statement's
+# snapshot, so that a sold-out or paused template bumps no counter to be given back. ``prior``: the coupon this Idempotency-Key already issued.
 # ``counted``: the member's counter, bumped only while under the limit. ``taken``: one unit of stock,
 # only from a claimable template (the SQL twin of ``_check_claimable``), only when counted; its
 # RETURNING is the template row as it is now. ``issued``: the coupon, valid as ``validity_for``
@@ -332,6 +336,7 @@ WITH mem AS (
 ), tpl AS (
     SELECT id, per_member_limit FROM {CouponTemplate._meta.db_table}
     WHERE tenant_id = %(tenant)s AND id = %(template)s AND EXISTS (SELECT 1 FROM mem)
+      AND state = %(active)s AND (stock IS NULL OR issued < stock)
 ), counted AS (
     INSERT INTO {ClaimCounter._meta.db_table} AS c (tenant_id, template_id, member_id, count)
     SELECT %(tenant)s, %(template)s, %(member)s, 1 FROM tpl
@@ -373,34 +378,54 @@ FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON tru
 
 
 def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *, channel: str, key: str,
-                            campaign_ref: str, granted_by, now: datetime) -> ClaimResult:
+                            campaign_ref: str, granted_by, now: datetime, alone: bool) -> ClaimResult:
+    """``alone``: no unit of work is open, so the statement runs as its own transaction in one round
+    trip (``execute_alone``); anything it did not settle is then sorted out in a unit of its own."""
     code = new_coupon_code()
-    with prepared_cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {
-            "tenant": tenant.pk, "template": template_id, "member": member.pk, "key": key, "now": now,
-            "active": State.ACTIVE, "gated": channel in GATED_CHANNELS, "channel": channel, "code": code,
-            "unused": Coupon.State.UNUSED, "campaign": campaign_ref,
-            "granted_by": getattr(granted_by, "pk", granted_by),
-        })
-        member_there, prior_id, prior_template, counted, coupon_id, valid_from, valid_until, *template_row = (
-            cursor.fetchone())
+    params = {
+        "tenant": tenant.pk, "template": template_id, "member": member.pk, "key": key, "now": now,
+        "active": State.ACTIVE, "gated": channel in GATED_CHANNELS, "channel": channel, "code": code,
+        "unused": Coupon.State.UNUSED, "campaign": campaign_ref, "granted_by": getattr(granted_by, "pk", granted_by),
+    }
+    if alone:
+        row = execute_alone(tenant.pk, _CLAIM_SQL, params)
+    else:
+        with prepared_cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            row = cursor.fetchone()
+    member_there, prior_id, prior_template, counted, coupon_id, valid_from, valid_until, *template_row = row
     if not member_there:
         raise MemberNotFound(member.pk)
+    if coupon_id is None:
+        # Rare: a refusal or a replay. ``alone``, the claim has committed: give back what it counted in a
+        # transaction of its own, which the refusal's error must not roll back.
+        taken = template_row[0] is not None
+        if alone and prior_id is None and (counted or taken):
+            with tenant_context(tenant):
+                _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
+        with tenant_context(tenant) if alone else nullcontext():
+            return _refused_or_replayed(tenant, template_id, member, key=key, channel=channel, now=now,
+                                        prior=(prior_id, prior_template), counted=counted,
+                                        taken=taken, given_back=alone)
+    coupon = Coupon(id=coupon_id, tenant=tenant, template=_template_from_row(template_row), member=member, code=code,
+                    state=Coupon.State.UNUSED, claimed_at=now, valid_from=valid_from, valid_until=valid_until,
+                    channel=channel, campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
+                    idempotency_key=key)
+    coupon._state.adding = False
+    return ClaimResult(coupon, True)
+
+
+def _refused_or_replayed(tenant: Tenant, template_id: int, member: Member, *, key: str, channel: str,
+                         now: datetime, prior: tuple, counted: bool, taken: bool, given_back: bool) -> ClaimResult:
+    """What a claim statement that issued nothing means; inside the tenant's unit of work."""
+    prior_id, prior_template = prior
     if prior_id is not None:
         if prior_template != template_id:
             raise CouponError("idempotency_conflict", coupon_id=prior_id)
         return ClaimResult(queries.get_coupon(prior_id), False)
-    taken = template_row[0] is not None
-    if coupon_id is not None:
-        template = _template_from_row(template_row)
-        coupon = Coupon(id=coupon_id, tenant=tenant, template=template, member=member, code=code,
-                        state=Coupon.State.UNUSED, claimed_at=now, valid_from=valid_from, valid_until=valid_until,
-                        channel=channel, campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
-                        idempotency_key=key)
-        coupon._state.adding = False
-        return ClaimResult(coupon, True)
     # Refused, or beaten to the insert by a retry with the same key: put back what was counted.
-    _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
+    if not given_back:
+        _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
     replay = _replayed(member, key, template_id)
     if replay is not None:
         return ClaimResult(replay, False)
@@ -412,9 +437,11 @@ def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *,
 
 
 def _give_back(tenant: Tenant, template_id: int, member_id: int, *, counter: bool, stock: bool) -> None:
-    """Undo a claim statement's counter bump and stock; its row locks are this transaction's already."""
+    """Undo a claim statement's counter bump and stock (in its transaction, or in one right after)."""
     if counter:
-        ClaimCounter.objects.filter(template_id=template_id, member_id=member_id).update(count=F("count") - 1)
+        mine = ClaimCounter.objects.filter(template_id=template_id, member_id=member_id)
+        mine.update(count=F("count") - 1)
+        mine.filter(count__lte=0).delete()  # as if never counted (a concurrent bump keeps it)
     if stock:
         CouponTemplate.objects.filter(pk=template_id).update(issued=F("issued") - 1)
 

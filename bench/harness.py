@@ -1,0 +1,71 @@
+"""What the HTTP benchmarks share: database URLs, free ports, and where the CPU of a round went.
+
+The figures of a shared 2-core machine move with whatever else runs; CPU per request (of the
+gunicorn workers, of the benchmark database's PostgreSQL backends and of the load generator) moves
+much less, and says where a request's cost is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rpartition(")")[2].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+class CpuMeter:
+    """CPU spent by the server's workers and by the benchmark database's backends between two reads."""
+
+    def __init__(self, server_pid: int, owner_url: str, database: str):
+        self.server_pid, self.owner_url, self.database = server_pid, owner_url, database
+
+    def read(self) -> dict[str, dict[int, float]]:
+        import psycopg
+
+        with psycopg.connect(self.owner_url, autocommit=True) as conn:
+            backends = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.database])]
+        return {"gunicorn": {p: cpu_s(p) for p in children(self.server_pid)},
+                "postgres": {p: cpu_s(p) for p in backends}}
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> dict[str, float]:
+        return {group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items())
+                for group in after}
+
+
+def cpu_text(cpu_ms: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items())
