@@ -31,7 +31,7 @@ from campaigns import queries
 from campaigns.actions.coupons import claim_coupon
 from campaigns.exceptions import CouponError, NotFound
 from campaigns.models import Channel, LoyaltySettings, PointsEntry, Tier
-from campaigns.scope import within
+from campaigns.scope import joined, within
 from profiles.models import Member
 from tenants.actions import audit
 from tenants.context import require_tenant
@@ -61,15 +61,19 @@ def _apply(member_id: int, delta: int) -> int | None:
     return None if row is None else int(row[0])
 
 
+# change_points, earn_for_order and evaluate_tier join the caller's unit of work without a savepoint
+# (a paid order's fulfilment runs all three: six round trips fewer); change_points keeps its own
+# savepoint around the only writes that can fail and be recovered from.
 def change_points(tenant: Tenant, member: Member, delta: int, reason: str, *, ref: str = "",
-                  amount_fen: int = 0, tier_points: int | None = None, note: str = "", actor=None) -> PointsEntry:
+                  amount_fen: int = 0, tier_points: int | None = None, note: str = "", actor=None,
+                  rules: LoyaltySettings | None = None) -> PointsEntry:
     """One ledger change. Raises CouponError ``insufficient_points`` if it would go below zero."""
     if reason not in Reason.values:
         raise ValueError(f"unknown points reason {reason!r}")
     ref = (ref or "")[:64]
     if member.tenant_id != tenant.pk:
         raise NotFound(member.pk)
-    with within(tenant):
+    with joined(tenant):
         if ref:
             done = PointsEntry.objects.filter(member=member, reason=reason, ref=ref).first()
             if done is not None:
@@ -91,7 +95,7 @@ def change_points(tenant: Tenant, member: Member, delta: int, reason: str, *, re
             return done
         member.points = balance
         if reason in TIER_REASONS:
-            evaluate_tier(tenant, member)
+            evaluate_tier(tenant, member, rules)
         return entry
 
 
@@ -101,14 +105,14 @@ def _balance(member: Member) -> int:
 
 def earn_for_order(tenant: Tenant, member: Member, *, order_ref: str, paid_fen: int) -> PointsEntry | None:
     """Points for a paid order by the tenant's rule and the member's tier multiplier; once per order."""
-    with within(tenant):
+    with joined(tenant):
         rules = queries.loyalty_settings()
         tier = Tier.objects.filter(name=member.tier).first() if member.tier else None
         multiplier = tier.earn_multiplier_pct if tier else 100
         points = paid_fen * rules.points_per_yuan * multiplier // (100 * 100)
         if points <= 0 and paid_fen <= 0:
             return None
-        return change_points(tenant, member, points, Reason.EARN, ref=order_ref, amount_fen=paid_fen)
+        return change_points(tenant, member, points, Reason.EARN, ref=order_ref, amount_fen=paid_fen, rules=rules)
 
 
 def reverse_for_refund(tenant: Tenant, member: Member, *, refund_ref: str, order_ref: str,
@@ -168,10 +172,10 @@ def tier_basis_value(member: Member, basis: str) -> int:
     return int(rows.aggregate(total=Sum(field))["total"] or 0)
 
 
-def evaluate_tier(tenant: Tenant, member: Member) -> str:
+def evaluate_tier(tenant: Tenant, member: Member, rules: LoyaltySettings | None = None) -> str:
     """Put the member in the highest tier whose threshold they reach ("" below every tier)."""
-    with within(tenant):
-        rules = queries.loyalty_settings()
+    with joined(tenant):
+        rules = rules or queries.loyalty_settings()
         value = tier_basis_value(member, rules.tier_basis)
         tier = Tier.objects.filter(threshold__lte=value).order_by("-threshold").first()
         name = tier.name if tier else ""
