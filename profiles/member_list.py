@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -103,9 +103,68 @@ def _search(q: str, mode: str) -> Q | None:
         return Q(phone_digest=phone_digest(full.group(1))) if full else Q(pk__in=[])
     if mode == "openid":
         return Q(openid=q)
+    # nickname_key is upper(nickname) stored; the searched text is folded by the same upper() of the
+    # database, so both modes match exactly what upper(nickname) LIKE upper(q) matched.
+    key = _database_upper(q)
     if mode == "nickname_contains":
-        return Q(nickname__icontains=q)
-    return Q(nickname__istartswith=q)
+        # Still a scan: no leakproof operator finds a substring, so no index can serve it under
+        # row-level security. The stored key at least spares upper() on every row read.
+        return Q(nickname_key__contains=key)
+    # A prefix as a byte-wise range, not LIKE: under row-level security only leakproof comparisons
+    # become index conditions on (tenant_id, nickname_key text_pattern_ops).
+    bound = prefix_bound(key)
+    starts = Q(_BytewiseGreaterEqual(F("nickname_key"), key))
+    return starts if bound is None else starts & Q(_BytewiseLess(F("nickname_key"), bound))
+
+
+def _database_upper(text: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT upper(%s)", [text])
+        return cursor.fetchone()[0]
+
+
+def prefix_bound(prefix: str) -> str | None:
+    """The least string after every string that starts with ``prefix``, by code point (UTF-8 bytes).
+
+    ``prefix <= s < prefix_bound(prefix)`` holds exactly when ``s`` starts with ``prefix``; None when
+    no string comes after them all (the prefix is only U+10FFFF characters).
+    """
+    chars = list(prefix)
+    while chars:
+        following = ord(chars.pop()) + 1
+        if 0xD800 <= following <= 0xDFFF:
+            following = 0xE000  # surrogates are not characters: no stored text holds them
+        if following <= 0x10FFFF:
+            return "".join(chars) + chr(following)
+    return None
+
+
+class _BytewiseComparison(Lookup):
+    """``lhs <op> rhs`` comparing text byte by byte (code point order) whatever the collation."""
+
+    postgresql_operator = ""
+    operator = ""
+
+    def as_sql(self, compiler, connection, operator=None):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} {operator or self.operator} {rhs}", (*lhs_params, *rhs_params)
+
+    def as_postgresql(self, compiler, connection):
+        # text_pattern_ops' operators: memcmp order, leakproof, served by a text_pattern_ops index.
+        return self.as_sql(compiler, connection, operator=self.postgresql_operator)
+
+
+class _BytewiseGreaterEqual(_BytewiseComparison):
+    lookup_name = "bytewise_gte"
+    operator = ">="  # SQLite compares text with BINARY, memcmp order, unless told otherwise
+    postgresql_operator = "~>=~"
+
+
+class _BytewiseLess(_BytewiseComparison):
+    lookup_name = "bytewise_lt"
+    operator = "<"
+    postgresql_operator = "~<~"
 
 
 def filtered_members(filters: MemberFilters) -> QuerySet[Member]:

@@ -1,6 +1,4 @@
 from django.db import models
-from django.db.models import F
-from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from tenants.crypto import EncryptedTextField
@@ -44,6 +42,10 @@ class Member(TenantOwnedModel):
     # Last-4 search compares this column: under row-level security PostgreSQL will not use an index
     # on right(phone_masked, 4), because right() is not leakproof.
     phone_last4 = models.CharField(max_length=4, blank=True, default="", editable=False)
+    # upper(nickname), kept by a database trigger (migration 0005) whatever writes the row. Nickname
+    # search compares this column, a prefix as a byte-wise range: under row-level security PostgreSQL
+    # will not use an index for upper() or LIKE, which are not leakproof.
+    nickname_key = models.TextField(blank=True, default="", editable=False)
     tier = models.CharField(_("等级"), max_length=32, blank=True, default="")
     points = models.BigIntegerField(_("积分"), default=0)
     tags = models.ManyToManyField(Tag, through="MemberTag", related_name="members", blank=True)
@@ -64,11 +66,14 @@ class Member(TenantOwnedModel):
             models.Index(fields=["tenant", "tier", "-last_seen_at"], name="member_tenant_tier"),
             models.Index(fields=["tenant", "phone_digest"], name="member_tenant_phone"),
             models.Index(fields=["tenant", "unionid"], name="member_tenant_unionid"),
-            # Built concurrently by migrations 0003 and 0004 (pattern ops for the nickname on PostgreSQL).
+            # Built concurrently by migrations 0003, 0004 and 0005.
             models.Index(fields=["tenant", "-points", "id"], name="member_tenant_points"),
             models.Index(fields=["tenant", "-first_seen_at", "id"], name="member_tenant_first_seen"),
             models.Index(fields=["tenant", "phone_last4"], name="member_tenant_phone_last4"),
-            models.Index(F("tenant"), Upper("nickname"), name="member_tenant_nick_upper"),
+            # text_pattern_ops: ordered byte by byte whatever the database's collation, so that the
+            # prefix range on nickname_key is exactly the prefix (ignored on SQLite, whose text is).
+            models.Index(fields=["tenant", "nickname_key"], opclasses=["int8_ops", "text_pattern_ops"],
+                         name="member_tenant_nick_key"),
         ]
 
     def __str__(self) -> str:
