@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import CpuMeter, cpu_text, free_port, with_db
+from harness import CpuMeter, LeanHTTP, cpu_text, free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
@@ -134,10 +134,11 @@ def wait_ready(port: int, token: str, deadline_s: float = 60) -> None:
 
 
 def _client_thread(port, template_id, tokens, start_at, deadline, out, lock, stop_on_409):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = LeanHTTP(port)
     counts = {"201": 0, "409": 0, "other": 0}
     latencies = []
     run = secrets.token_hex(3)
+    path = f"/api/v1/coupons/{template_id}/claim"
     while time.time() < start_at:
         time.sleep(0.002)
     for n, token in enumerate(tokens):
@@ -145,20 +146,15 @@ def _client_thread(port, template_id, tokens, start_at, deadline, out, lock, sto
             break
         started = time.perf_counter()
         try:
-            conn.request("POST", f"/api/v1/coupons/{template_id}/claim", b"",
-                         {"Authorization": f"Bearer {token}", "Idempotency-Key": f"{run}-{n}",
-                          "Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
+            status = conn.request("POST", path, {"Authorization": f"Bearer {token}", "Idempotency-Key": f"{run}-{n}",
+                                                 "Content-Type": "application/json"})
+        except OSError:
             counts["other"] += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
         latencies.append(time.perf_counter() - started)
-        key = str(response.status) if response.status in (201, 409) else "other"
+        key = str(status) if status in (201, 409) else "other"
         counts[key] += 1
-        if stop_on_409 and response.status == 409:
+        if stop_on_409 and status == 409:
             break  # fresh members with limit 1: a 409 can only mean sold out
     conn.close()
     with lock:

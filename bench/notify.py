@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import CpuMeter, cpu_text, free_port, with_db
+from harness import CpuMeter, LeanHTTP, cpu_text, free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
@@ -219,7 +219,7 @@ def prepare_round(seeded: dict, numbers: list[tuple[int, str]], clients: int) ->
 
 def _client_thread(port, path, deliveries, start_at, deadline, out, lock):
     """Posts its deliveries in order; a ``None`` delivery list means GET the path for the whole round."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = LeanHTTP(port)
     counts: dict[str, int] = {}
     latencies = []
     while time.time() < start_at:
@@ -231,18 +231,14 @@ def _client_thread(port, path, deliveries, start_at, deadline, out, lock):
         started = time.perf_counter()
         try:
             if body is None:
-                conn.request("GET", path)
+                status = conn.request("GET", path, {})
             else:
-                conn.request("POST", path, body, headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
+                status = conn.request("POST", path, headers, body)
+        except OSError:
             counts["error"] = counts.get("error", 0) + 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
         latencies.append(time.perf_counter() - started)
-        counts[str(response.status)] = counts.get(str(response.status), 0) + 1
+        counts[str(status)] = counts.get(str(status), 0) + 1
     conn.close()
     with lock:
         for k, v in counts.items():
