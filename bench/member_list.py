@@ -145,6 +145,11 @@ def scenarios(tenant) -> list[tuple[str, dict, int]]:
         ("nickname contains 梅", {"q": "梅", "search": "nickname_contains"}, 0),
         # Found by nobody: the page cannot stop early after 51 matching rows.
         ("nickname prefix, no match (Zed)", {"q": "Zed"}, 0),
+        # ~400 and ~5,500 of the million (小明99…, tom1…): the planner must not walk the list's order.
+        ("nickname prefix, few (小明99)", {"q": "小明99"}, 0),
+        ("nickname prefix, 0.5 % (tom1)", {"q": "tom1"}, 0),
+        # No index can find a substring under row-level security: the page reads every member.
+        ("nickname contains, no match (Zed)", {"q": "Zed", "search": "nickname_contains"}, 0),
         ("phone last 4 (1234)", {"q": "1234"}, 0),
         ("phone full number", {"q": "13800001234"}, 0),
         ("openid exact", {"q": "o" + "c4ca4238a0b923820dcc509a6f75849b"[:27]}, 0),
