@@ -91,7 +91,10 @@ def execute_alone(tenant_id: int, sql: str, params: dict[str, Any] | list[Any]) 
                 statement.execute(sql, params, prepare=True)
                 control.execute("COMMIT")
         except psycopg.Error:
-            if pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            # A failed statement leaves the transaction open (its COMMIT never ran); a broken
+            # connection has none to end, and Django discards it after the request.
+            if pg.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
+                                              psycopg.pq.TransactionStatus.INERROR):
                 pg.execute("ROLLBACK")
             raise
         finally:

@@ -326,3 +326,22 @@ def test_the_claim_statement_is_prepared_on_the_server_once_per_connection(tenan
         cursor.execute("SELECT count(*), max(generic_plans + custom_plans) FROM pg_prepared_statements "
                        "WHERE statement LIKE '%%INSERT INTO campaigns_claimcounter%%'")
         assert cursor.fetchone() == (1, 3)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_one_round_trip_statement_keeps_nothing_and_leaves_the_connection_usable(tenant_a):
+    from django.db import DatabaseError
+
+    from tenants.prepared import execute_alone
+
+    template = make_template(tenant_a, stock=10)
+    with pytest.raises(DatabaseError):
+        # The UPDATE runs, then the division fails: the pipeline's COMMIT must not keep the update.
+        execute_alone(tenant_a.pk, "WITH t AS (UPDATE campaigns_coupontemplate SET issued = issued + 1 "
+                                   "WHERE id = %(id)s RETURNING issued) SELECT 1 / (SELECT issued - 1 FROM t)",
+                      {"id": template.pk})
+    assert execute_alone(tenant_a.pk, "SELECT issued FROM campaigns_coupontemplate WHERE id = %(id)s",
+                         {"id": template.pk}) == (0,)
+    # Another tenant's row is invisible to a statement run for tenant A (the setting was applied).
+    assert execute_alone(tenant_a.pk + 10_000, "SELECT count(*) FROM campaigns_coupontemplate", {}) == (0,)
