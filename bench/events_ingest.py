@@ -22,35 +22,24 @@ import multiprocessing as mp
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from harness import free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
 KINDS = ["view"] * 6 + ["click"] * 2 + ["add_to_cart", "share"]
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def prepare_environment(args) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    owner = _with_db(args.owner_url, args.database)
-    app = _with_db(args.app_url, args.database)
+    owner = with_db(args.owner_url, args.database)
+    app = with_db(args.app_url, args.database)
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": app,
@@ -295,7 +284,7 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         tenant_id, member_tokens, skus, member_ids, item_ids = seed(args)
         analyze(owner_bench)
-        port = _free_port()
+        port = free_port()
         server = start_gunicorn(env, port, args.workers)
         wait_ready(port, member_tokens[0])
         api_round(port, member_tokens, skus, args.clients, 2)  # warm-up: connections, imports, caches

@@ -26,7 +26,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
+
+from harness import with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 150.0
@@ -40,17 +42,12 @@ EXTRA_INDEXES = [
 ]
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
 def prepare_environment(args) -> None:
     from cryptography.fernet import Fernet
 
     os.environ.update({
-        "DATABASE_URL": _with_db(args.app_url, args.database),
-        "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
+        "DATABASE_URL": with_db(args.app_url, args.database),
+        "MIGRATION_DATABASE_URL": with_db(args.owner_url, args.database),
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
@@ -67,7 +64,7 @@ def prepare_environment(args) -> None:
 def owner_sql(args, *statements: str, database: str | None = None) -> None:
     import psycopg
 
-    url = _with_db(args.owner_url, database) if database else args.owner_url
+    url = with_db(args.owner_url, database) if database else args.owner_url
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)

@@ -23,24 +23,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from harness import with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OWNER = "postgres://jingzhun_owner@127.0.0.1:5432/jingzhun"
 DEFAULT_APP = "postgres://jingzhun_app@127.0.0.1:5432/jingzhun"
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
 def prepare_environment(args) -> None:
     from cryptography.fernet import Fernet
 
     os.environ.update({
-        "DATABASE_URL": _with_db(args.app_url, args.database),
-        "MIGRATION_DATABASE_URL": _with_db(args.owner_url, args.database),
+        "DATABASE_URL": with_db(args.app_url, args.database),
+        "MIGRATION_DATABASE_URL": with_db(args.owner_url, args.database),
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
