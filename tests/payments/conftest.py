@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.test import TestCase
+from django.db import connection
+from django.test import Client, TestCase
 
 from catalog.models import Category, Item
 from payments import actions
@@ -131,6 +133,26 @@ def post_notify(client, shop: Shop, headers: dict[str, str], body: bytes, versio
     """Post as WeChat does; what the request sends on commit (the fulfilment outbox) runs too."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         return client.post(shop.url(version), data=body, content_type="application/json", headers=headers)
+
+
+def post_notifies_at_once(shop: Shop, deliveries: list[tuple[dict[str, str], bytes]]) -> list[int]:
+    """Each (headers, body) posted from its own thread and connection, all released together; the statuses."""
+    barrier = threading.Barrier(len(deliveries))
+    statuses: list[int] = []
+
+    def deliver(headers, body):
+        try:
+            barrier.wait()
+            statuses.append(post_notify(Client(), shop, headers, body).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=d) for d in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
 
 
 def reload(shop: Shop, order: Order) -> Order:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +18,7 @@ from tenants.context import tenant_context
 from tenants.models import AuditEvent
 from tests.campaigns.conftest import make_template
 from tests.fixtures import PASSWORD, postgres_only
-from tests.payments.conftest import post_notify, reload
+from tests.payments.conftest import post_notifies_at_once, post_notify, reload
 
 pytestmark = pytest.mark.django_db
 
@@ -213,21 +211,7 @@ def test_concurrent_refund_notifies_return_the_coupon_once(shop_a):
     refund = actions.request_refund(shop_a.tenant, order.pk, amount_fen=PAYABLE, reason="顾客退货")
     # Six deliveries at once: three of one notification, three more under ids of their own.
     prepared = [_refund_notice(shop_a, order, refund, f"RF-EV-{i % 4}") for i in range(6)]
-    barrier = threading.Barrier(len(prepared))
-    statuses: list[int] = []
-
-    def deliver(headers, body):
-        try:
-            barrier.wait()
-            statuses.append(post_notify(Client(), shop_a, headers, body).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver, args=p) for p in prepared]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = post_notifies_at_once(shop_a, prepared)
 
     assert sorted(statuses) == [204] * 6
     order = reload(shop_a, order)

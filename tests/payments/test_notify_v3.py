@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection
-from django.test import Client
+from django.db import OperationalError
 
 from payments import signals
 from payments.models import Order, OrderTransition, PaymentNotification
@@ -16,7 +14,7 @@ from profiles.models import Event
 from tenants import actions as tenant_actions
 from tenants.context import tenant_context
 from tests.fixtures import postgres_only
-from tests.payments.conftest import CERT_SERIAL, post_notify, reload
+from tests.payments.conftest import CERT_SERIAL, post_notifies_at_once, post_notify, reload
 from wechat.notify import sign_notification_body
 
 pytestmark = pytest.mark.django_db
@@ -285,23 +283,13 @@ def test_get_is_refused(client, shop_a):
 def test_ten_parallel_deliveries_apply_once_and_all_get_2xx(shop_a):
     order = shop_a.order()
     headers, body = shop_a.notification(shop_a.resource(order), notify_id="EV-PARALLEL")
-    statuses: list[int] = []
-    barrier = threading.Barrier(10)
 
-    def deliver():
-        try:
-            retry = sign_notification_body(shop_a.platform_pem, headers["Wechatpay-Serial"], body)
-            retry.pop("Content-Type")
-            barrier.wait()
-            statuses.append(post_notify(Client(), shop_a, retry, body).status_code)
-        finally:
-            connection.close()
+    def resigned():
+        retry = sign_notification_body(shop_a.platform_pem, headers["Wechatpay-Serial"], body)
+        retry.pop("Content-Type")
+        return retry
 
-    threads = [threading.Thread(target=deliver) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = post_notifies_at_once(shop_a, [(resigned(), body) for _ in range(10)])
 
     assert sorted(statuses) == [204] * 10
     order, transitions, notes, events = _state(shop_a, order)
@@ -315,22 +303,8 @@ def test_ten_parallel_deliveries_apply_once_and_all_get_2xx(shop_a):
 @pytest.mark.django_db(transaction=True)
 def test_parallel_deliveries_with_distinct_ids_still_apply_once(shop_a):
     order = shop_a.order()
-    statuses: list[int] = []
-    barrier = threading.Barrier(6)
     prepared = [shop_a.notification(shop_a.resource(order), notify_id=f"EV-{i}") for i in range(6)]
-
-    def deliver(headers, body):
-        try:
-            barrier.wait()
-            statuses.append(post_notify(Client(), shop_a, headers, body).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver, args=p) for p in prepared]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = post_notifies_at_once(shop_a, prepared)
 
     assert sorted(statuses) == [204] * 6
     order, transitions, notes, events = _state(shop_a, order)
