@@ -16,7 +16,9 @@ NEW). A later migration that makes Django rebuild profiles_member on SQLite lose
 triggers and must create them again; the last-4 search tests fail if it does not.
 """
 
-from django.db import migrations, models, transaction
+from django.db import migrations, models
+
+from tenants.rls import backfill_every_tenant
 
 BATCH = 10_000
 
@@ -70,30 +72,9 @@ def drop_trigger(apps, schema_editor):
 
 
 def backfill(apps, schema_editor):
-    table = _table(apps)
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        schema_editor.execute(
-            f'UPDATE "{table}" SET phone_last4 = substr(phone_masked, -4) '  # noqa: S608 - the model's table
-            "WHERE phone_masked <> ''"
-        )
-        return
-    with connection.cursor() as cursor:
-        # The owner is bound by the tenant policy too (FORCE); this pass is for every tenant.
-        with transaction.atomic(using=connection.alias):
-            cursor.execute("SELECT set_config('app.unscoped', 'on', true)")
-            cursor.execute(f'SELECT min(id), max(id) FROM "{table}"')  # noqa: S608 - the model's table
-            low, high = cursor.fetchone()
-        if low is None:
-            return
-        for start in range(low, high + 1, BATCH):
-            with transaction.atomic(using=connection.alias):
-                cursor.execute("SELECT set_config('app.unscoped', 'on', true)")
-                cursor.execute(
-                    f'UPDATE "{table}" SET phone_last4 = right(phone_masked, 4) '  # noqa: S608 - the model's table
-                    "WHERE id >= %s AND id < %s AND phone_last4 IS DISTINCT FROM right(phone_masked, 4)",
-                    [start, start + BATCH],
-                )
+    # substr(x, -4) is SQLite's right(x, 4); an empty phone gives '' either way.
+    right4 = "right(phone_masked, 4)" if schema_editor.connection.vendor == "postgresql" else "substr(phone_masked, -4)"
+    backfill_every_tenant(schema_editor, _table(apps), "phone_last4", right4, BATCH)
 
 
 INDEX_NEW = ("member_tenant_phone_last4", "(tenant_id, phone_last4)")

@@ -24,7 +24,9 @@ beside the new ones.
 
 import importlib
 
-from django.db import migrations, models, transaction
+from django.db import migrations, models
+
+from tenants.rls import backfill_every_tenant
 
 BATCH = 10_000
 STATISTICS = 1000
@@ -92,30 +94,9 @@ def restore_phone_last4_trigger(apps, schema_editor):
 
 def backfill(apps, schema_editor):
     table = _table(apps)
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        schema_editor.execute(
-            f'UPDATE "{table}" SET nickname_key = upper(nickname) '  # noqa: S608 - the model's table
-            "WHERE nickname_key IS NOT upper(nickname)"
-        )
-        return
-    with connection.cursor() as cursor:
-        # The owner is bound by the tenant policy too (FORCE); this pass is for every tenant.
-        with transaction.atomic(using=connection.alias):
-            cursor.execute("SELECT set_config('app.unscoped', 'on', true)")
-            cursor.execute(f'SELECT min(id), max(id) FROM "{table}"')  # noqa: S608 - the model's table
-            low, high = cursor.fetchone()
-        if low is None:
-            return
-        for start in range(low, high + 1, BATCH):
-            with transaction.atomic(using=connection.alias):
-                cursor.execute("SELECT set_config('app.unscoped', 'on', true)")
-                cursor.execute(
-                    f'UPDATE "{table}" SET nickname_key = upper(nickname) '  # noqa: S608 - the model's table
-                    "WHERE id >= %s AND id < %s AND nickname_key IS DISTINCT FROM upper(nickname)",
-                    [start, start + BATCH],
-                )
-        cursor.execute(f'ANALYZE "{table}" (nickname_key)')
+    filled = backfill_every_tenant(schema_editor, table, "nickname_key", "upper(nickname)", BATCH)
+    if filled and schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f'ANALYZE "{table}" (nickname_key)')
 
 
 def set_statistics(apps, schema_editor):
