@@ -397,16 +397,16 @@ def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *,
     if not member_there:
         raise MemberNotFound(member.pk)
     if coupon_id is None:
-        # Rare: a refusal or a replay. ``alone``, the claim has committed: give back what it counted in a
-        # transaction of its own, which the refusal's error must not roll back.
+        # Rare: a refusal, a replay, or beaten to the insert by a retry with the same key. Put back what
+        # was counted first; ``alone``, the claim has committed, so in a transaction of its own that
+        # the refusal's error cannot roll back.
         taken = template_row[0] is not None
-        if alone and prior_id is None and (counted or taken):
-            with tenant_context(tenant):
+        if counted or taken:
+            with tenant_context(tenant) if alone else nullcontext():
                 _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
         with tenant_context(tenant) if alone else nullcontext():
             return _refused_or_replayed(tenant, template_id, member, key=key, channel=channel, now=now,
-                                        prior=(prior_id, prior_template), counted=counted,
-                                        taken=taken, given_back=alone)
+                                        prior=(prior_id, prior_template), counted=counted)
     coupon = Coupon(id=coupon_id, tenant=tenant, template=_template_from_row(template_row), member=member, code=code,
                     state=Coupon.State.UNUSED, claimed_at=now, valid_from=valid_from, valid_until=valid_until,
                     channel=channel, campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
@@ -416,16 +416,13 @@ def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *,
 
 
 def _refused_or_replayed(tenant: Tenant, template_id: int, member: Member, *, key: str, channel: str,
-                         now: datetime, prior: tuple, counted: bool, taken: bool, given_back: bool) -> ClaimResult:
-    """What a claim statement that issued nothing means; inside the tenant's unit of work."""
+                         now: datetime, prior: tuple, counted: bool) -> ClaimResult:
+    """What a claim statement that issued nothing means (its counts already given back)."""
     prior_id, prior_template = prior
     if prior_id is not None:
         if prior_template != template_id:
             raise CouponError("idempotency_conflict", coupon_id=prior_id)
         return ClaimResult(queries.get_coupon(prior_id), False)
-    # Refused, or beaten to the insert by a retry with the same key: put back what was counted.
-    if not given_back:
-        _give_back(tenant, template_id, member.pk, counter=counted, stock=taken)
     replay = _replayed(member, key, template_id)
     if replay is not None:
         return ClaimResult(replay, False)
