@@ -42,7 +42,7 @@ from django.utils.translation import gettext as _
 
 from campaigns import actions as campaign_actions
 from campaigns import pricing
-from campaigns.actions.coupons import validity_for
+from campaigns.actions.issuance import validity_for
 from campaigns.models import CODE_ALPHABET, Channel, ClaimCounter, Coupon, CouponTemplate
 from campaigns.queries import terms_of
 from catalog.models import Item

@@ -66,40 +66,89 @@ def prepared_cursor() -> Iterator[PreparedCursor]:
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true), set_config('app.unscoped', '', true)"
 
 
+class PipelinedTransaction:
+    """A transaction of one tenant on Django's connection whose statements leave in rounds.
+
+    Statements queued by ``execute`` inside one ``round()`` are sent together in psycopg's pipeline mode and
+    answered together when the round ends: a round is one round trip, however many statements it
+    holds. The first round also carries BEGIN and the tenant's transaction-local Row-Level Security
+    setting; ``commit()`` queues the COMMIT into the round it is called in.
+    """
+
+    def __init__(self, pg: psycopg.Connection, tenant_id: int):
+        self._pg = pg
+        self._tenant_id = tenant_id
+        self._begun = False
+        self._shown: list[str] = []
+
+    @contextmanager
+    def round(self) -> Iterator[None]:
+        self._shown = []
+        try:
+            with connection.wrap_database_errors, self._pg.pipeline():
+                if not self._begun:
+                    control = psycopg.Cursor(self._pg)
+                    control.execute("BEGIN")
+                    self._begun = True
+                    self._show("BEGIN", None)
+                    control.execute(_SET_TENANT, [str(self._tenant_id)], prepare=True)
+                    self._show(_SET_TENANT, [str(self._tenant_id)])
+                yield
+        finally:
+            if connection.queries_logged and self._shown:  # one entry: it is one round trip
+                connection.queries_log.append({"sql": "; ".join(self._shown), "time": "0.000"})
+
+    def execute(self, sql: str, params: dict[str, Any] | list[Any]) -> psycopg.Cursor:
+        """Queue a (prepared) statement into the current round; its rows once the round is over."""
+        cursor = psycopg.Cursor(self._pg)
+        cursor.execute(sql, params, prepare=True)
+        self._show(sql, params)
+        return cursor
+
+    def commit(self) -> None:
+        psycopg.Cursor(self._pg).execute("COMMIT")
+        self._show("COMMIT", None)
+
+    def _show(self, sql: str, params) -> None:
+        if connection.queries_logged:
+            self._shown.append(psycopg.ClientCursor(self._pg).mogrify(sql, params) if params is not None else sql)
+
+
+@contextmanager
+def pipelined_transaction(tenant_id: int) -> Iterator[PipelinedTransaction]:
+    """A ``PipelinedTransaction`` of the tenant; rolled back unless it committed.
+
+    Only outside any transaction of Django's. On an error nothing is kept (the transaction is rolled
+    back) and it surfaces as Django's database exception. Skips Django's connection health check, as
+    one failed call on a dead connection is what the check would have cost anyway.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("a pipelined transaction is its own: open it outside atomic()")
+    connection.ensure_connection()
+    pg = connection.connection
+    try:
+        yield PipelinedTransaction(pg, tenant_id)
+    finally:
+        # Not committed (an error, or the caller left without committing): end the transaction. A
+        # failed statement leaves it open (its COMMIT never ran); a broken connection has none to
+        # end, and Django discards it after the request.
+        if pg.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
+                                          psycopg.pq.TransactionStatus.INERROR):
+            with connection.wrap_database_errors:
+                pg.execute("ROLLBACK")
+
+
 def execute_alone(tenant_id: int, sql: str, params: dict[str, Any] | list[Any]) -> tuple | None:
     """Run one statement as a whole transaction of the tenant, in one round trip; its first row.
 
     BEGIN, the tenant's transaction-local Row-Level Security setting, the (prepared) statement and
     COMMIT leave together in psycopg's pipeline mode. Besides three round trips less, a row the
     statement locks (a flash sale's stock row) is released as soon as the server has run it instead of
-    after the answer has gone to the client and the COMMIT has come back. Only outside any
-    transaction; on an error nothing is kept (the transaction is rolled back) and it surfaces as
-    Django's database exception. Skips Django's connection health check, as one failed call on a
-    dead connection is what the check would have cost anyway.
+    after the answer has gone to the client and the COMMIT has come back.
     """
-    if connection.in_atomic_block:
-        raise RuntimeError("execute_alone runs its own transaction: call it outside atomic()")
-    connection.ensure_connection()
-    pg = connection.connection
+    with pipelined_transaction(tenant_id) as tx:
+        with tx.round():
+            statement = tx.execute(sql, params)
+            tx.commit()
     with connection.wrap_database_errors:
-        try:
-            with pg.pipeline():
-                control = psycopg.Cursor(pg)
-                control.execute("BEGIN")
-                control.execute(_SET_TENANT, [str(tenant_id)], prepare=True)
-                statement = psycopg.Cursor(pg)
-                statement.execute(sql, params, prepare=True)
-                control.execute("COMMIT")
-        except psycopg.Error:
-            # A failed statement leaves the transaction open (its COMMIT never ran); a broken
-            # connection has none to end, and Django discards it after the request.
-            if pg.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
-                                              psycopg.pq.TransactionStatus.INERROR):
-                pg.execute("ROLLBACK")
-            raise
-        finally:
-            if connection.queries_logged:  # one entry: it is one round trip
-                show = psycopg.ClientCursor(pg).mogrify
-                connection.queries_log.append({"sql": f"BEGIN; {show(_SET_TENANT, [str(tenant_id)])}; "
-                                                      f"{show(sql, params)}; COMMIT", "time": "0.000"})
         return statement.fetchone()

@@ -14,8 +14,7 @@ deadlock each other.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -25,6 +24,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import queries
+from campaigns.actions.issuance import (
+    GATED_CHANNELS,
+    TEMPLATE_COLUMNS,
+    ClaimResult,
+    check_claimable,
+    issued_coupon,
+    template_from_row,
+    validity_for,
+)
 from campaigns.exceptions import CouponError, NotFound
 from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate, new_coupon_code
 from campaigns.scope import joined, within
@@ -48,9 +56,6 @@ EDITABLE = (
     "name", "description", "stock", "per_member_limit", "channels", "points_cost", "valid_until",
     *FROZEN_AFTER_ISSUE,
 )
-# The merchant picks these per template; new-member and tier coupons are chosen in the loyalty
-# settings themselves, so choosing the template there is the permission.
-GATED_CHANNELS = {Channel.SELF_CLAIM, Channel.CAMPAIGN, Channel.STAFF, Channel.POINTS}
 TRANSITIONS = {
     State.DRAFT: {State.ACTIVE, State.ENDED},
     State.ACTIVE: {State.PAUSED, State.ENDED},
@@ -203,31 +208,6 @@ def set_template_state(tenant: Tenant, template_id: int, state: str, *, actor=No
 
 # --- claims and grants ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ClaimResult:
-    coupon: Coupon
-    created: bool  # False when an Idempotency-Key replay returned the coupon claimed before
-
-
-def validity_for(template: CouponTemplate, now: datetime) -> tuple[datetime, datetime | None]:
-    if template.valid_days:
-        start = now + timedelta(days=template.start_delay_days)
-        end = start + timedelta(days=template.valid_days)
-        if template.valid_until is not None:
-            end = min(end, template.valid_until)
-        return start, end
-    return max(template.valid_from or now, now), template.valid_until
-
-
-def _check_claimable(template: CouponTemplate, channel: str, now: datetime) -> None:
-    if not queries.is_claimable_now(template, now):
-        raise CouponError("not_active", template_state=template.state)
-    if channel in GATED_CHANNELS and template.channels and channel not in template.channels:
-        raise CouponError("channel_not_allowed", channel=channel)
-    if template.stock is not None and template.issued >= template.stock:
-        raise CouponError("sold_out")
-
-
 def _bump_counter(tenant: Tenant, template: CouponTemplate, member_id: int) -> bool:
     """Count one more coupon for the member, unless that would pass the limit. One statement."""
     table = ClaimCounter._meta.db_table
@@ -286,7 +266,7 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
         if replay is not None:
             return ClaimResult(replay, False)
         template = queries.get_template(template_pk)
-        _check_claimable(template, channel, now)
+        check_claimable(template, channel, now)
         valid_from, valid_until = validity_for(template, now)
         try:
             with transaction.atomic():
@@ -309,21 +289,11 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
         return ClaimResult(coupon, True)
 
 
-_TEMPLATE_FIELDS = CouponTemplate._meta.concrete_fields
-_TEMPLATE_COLUMNS = [f.column for f in _TEMPLATE_FIELDS]
-
-
-def _template_from_row(values: list) -> CouponTemplate:
-    # A raw cursor skips the fields' converters (JSON arrives as text).
-    values = [f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
-              for f, v in zip(_TEMPLATE_FIELDS, values, strict=True)]
-    return CouponTemplate.from_db(connection.alias, [f.attname for f in _TEMPLATE_FIELDS], values)
-
 # The whole claim in one round trip. ``mem``: the member, still there (not erased): callers may pass
 # a member they have not loaded. ``tpl``: the template, if it looks claimable in this statement's
 # snapshot, so that a sold-out or paused template bumps no counter to be given back. ``prior``: the coupon this Idempotency-Key already issued.
 # ``counted``: the member's counter, bumped only while under the limit. ``taken``: one unit of stock,
-# only from a claimable template (the SQL twin of ``_check_claimable``), only when counted; its
+# only from a claimable template (the SQL twin of ``check_claimable``), only when counted; its
 # RETURNING is the template row as it is now. ``issued``: the coupon, valid as ``validity_for``
 # says (whole 24-hour days, like timedelta), unless a concurrent retry with the same key got there
 # first. The CTEs run in that order because each reads the one before it.
@@ -352,7 +322,7 @@ WITH mem AS (
       AND (t.stock IS NULL OR t.issued < t.stock)
       AND NOT EXISTS (SELECT 1 FROM prior)
       AND (t.per_member_limit = 0 OR EXISTS (SELECT 1 FROM counted))
-    RETURNING {", ".join(f"t.{c}" for c in _TEMPLATE_COLUMNS)}
+    RETURNING {", ".join(f"t.{c}" for c in TEMPLATE_COLUMNS)}
 ), validity AS (
     SELECT CASE WHEN coalesce(valid_days, 0) > 0
                 THEN %(now)s::timestamptz + make_interval(hours => 24 * start_delay_days)
@@ -372,7 +342,7 @@ WITH mem AS (
     RETURNING id, valid_from, valid_until
 )
 SELECT EXISTS (SELECT 1 FROM mem), (SELECT id FROM prior), (SELECT template_id FROM prior), EXISTS (SELECT 1 FROM counted),
-       i.id, i.valid_from, i.valid_until, {", ".join(f"t.{c}" for c in _TEMPLATE_COLUMNS)}
+       i.id, i.valid_from, i.valid_until, {", ".join(f"t.{c}" for c in TEMPLATE_COLUMNS)}
 FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON true
 """  # noqa: S608 - table names from the models, values as parameters
 
@@ -407,11 +377,10 @@ def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *,
         with tenant_context(tenant) if alone else nullcontext():
             return _refused_or_replayed(tenant, template_id, member, key=key, channel=channel, now=now,
                                         prior=(prior_id, prior_template), counted=counted)
-    coupon = Coupon(id=coupon_id, tenant=tenant, template=_template_from_row(template_row), member=member, code=code,
-                    state=Coupon.State.UNUSED, claimed_at=now, valid_from=valid_from, valid_until=valid_until,
-                    channel=channel, campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
-                    idempotency_key=key)
-    coupon._state.adding = False
+    coupon = issued_coupon(coupon_id=coupon_id, template=template_from_row(template_row), member=member, code=code,
+                           claimed_at=now, valid_from=valid_from, valid_until=valid_until, channel=channel,
+                           campaign_ref=campaign_ref, granted_by_id=getattr(granted_by, "pk", granted_by),
+                           idempotency_key=key)
     return ClaimResult(coupon, True)
 
 
@@ -427,7 +396,7 @@ def _refused_or_replayed(tenant: Tenant, template_id: int, member: Member, *, ke
     if replay is not None:
         return ClaimResult(replay, False)
     template = queries.get_template(template_id)
-    _check_claimable(template, channel, now)
+    check_claimable(template, channel, now)
     if template.per_member_limit and not counted:
         raise CouponError("limit_reached", limit=template.per_member_limit)
     raise CouponError("sold_out")

@@ -29,7 +29,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import queries
-from campaigns.actions.coupons import _bump_counter, _check_claimable, validity_for
+from campaigns.actions.coupons import _bump_counter
+from campaigns.actions.issuance import check_claimable, validity_for
 from campaigns.exceptions import CouponError
 from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate, GrantJob, new_coupon_code
 from campaigns.scope import within
@@ -91,7 +92,7 @@ def start_grant_job(tenant: Tenant, template_id: int, *, actor, reason: str, ope
         raise ValidationError({"openids": [_("一次最多发放 %(n)d 人。") % {"n": MAX_LISTED}]})
     with within(tenant):
         template = queries.get_template(template_id)
-        _check_claimable(template, channel, timezone.now())
+        check_claimable(template, channel, timezone.now())
         key = idempotency_key or f"job:{uuid.uuid4().hex}"
         existing = GrantJob.objects.filter(template=template, idempotency_key=key).first()
         if existing is not None:
@@ -194,7 +195,7 @@ def run_grant_chunk(tenant: Tenant, job_id: int, *, size: int = CHUNK, now: date
             return False
         template = CouponTemplate.objects.get(pk=job.template_id)
         try:
-            _check_claimable(template, job.channel, now)
+            check_claimable(template, job.channel, now)
         except CouponError as exc:
             if exc.code != "sold_out":
                 return _finish(tenant, job, now, error=exc.code)
