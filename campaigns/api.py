@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from campaigns import actions, queries
 from campaigns import serializers as s
+from campaigns.actions.claim_batches import ClaimsUnavailable
 from campaigns.exceptions import CouponError, NotFound
 from campaigns.models import ClaimCounter, Coupon, CouponTemplate, PointsEntry
 from campaigns.scope import within
@@ -34,6 +35,15 @@ CLAIM_ERRORS = {
     409: error("`sold_out`, `limit_reached`, `not_active`, `channel_not_allowed`, `idempotency_conflict` "
                "(the key was used for another coupon)."),
 }
+CLAIM_BUSY = {503: error("`claims_unavailable`: no answer in time (the claim may still be issued); retry after "
+                         "`Retry-After` seconds with the same Idempotency-Key.")}
+
+
+class ClaimsBusy(APIError):
+    def __init__(self):
+        super().__init__("claims_unavailable", "Claims are not being answered right now; retry shortly.",
+                         status.HTTP_503_SERVICE_UNAVAILABLE)
+        self.wait = ClaimsUnavailable.retry_after
 
 
 def api_error(exc: CouponError | NotFound) -> APIError:
@@ -109,7 +119,8 @@ class ClaimView(MemberAPIView):
 
     @extend_schema(operation_id="coupons_claim", summary="Claim one coupon", request=None,
                    parameters=[IDEMPOTENCY_KEY],
-                   responses={201: s.CouponSerializer, 200: s.CouponSerializer, **CLAIM_ERRORS, **AUTH_ERRORS})
+                   responses={201: s.CouponSerializer, 200: s.CouponSerializer, **CLAIM_ERRORS, **CLAIM_BUSY,
+                              **AUTH_ERRORS})
     def post(self, request, template_id: int):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 100:
@@ -120,6 +131,8 @@ class ClaimView(MemberAPIView):
             raise api_error(exc) from None
         except MemberNotFound:
             raise TokenRejected() from None
+        except ClaimsUnavailable:
+            raise ClaimsBusy() from None
         skus = _exchange_skus([result.coupon.template], request.tenant)
         return Response(coupon_data(result.coupon, skus),
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

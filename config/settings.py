@@ -141,6 +141,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "jingzhun"}}
 
+# A flash sale's self-claims of one template queue in Redis and commit in batches (see
+# campaigns.actions.claim_batches); off, each claim is its own transaction on the stock row.
+CLAIM_BATCHING = env_bool("CLAIM_BATCHING", True)
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

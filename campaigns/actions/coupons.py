@@ -13,6 +13,8 @@ deadlock each other.
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import queries
+from campaigns.actions import claim_batches
 from campaigns.actions.issuance import (
     GATED_CHANNELS,
     TEMPLATE_COLUMNS,
@@ -43,6 +46,8 @@ from tenants.actions import audit
 from tenants.context import current_tenant, tenant_context
 from tenants.models import Tenant
 from tenants.prepared import execute_alone, prepared_cursor
+
+log = logging.getLogger(__name__)
 
 State = CouponTemplate.State
 Kind = CouponTemplate.Kind
@@ -256,6 +261,12 @@ def claim_coupon(tenant: Tenant, template_id: int, member: Member, *, channel: s
         raise NotFound(template_id) from None
     if connection.vendor == "postgresql":
         alone = current_tenant() is None and not connection.in_atomic_block
+        if alone and channel == Channel.SELF_CLAIM and not campaign_ref and granted_by is None \
+                and claim_batches.enabled():
+            try:
+                return claim_batches.claim_in_batch(tenant, template_pk, member, key=key, now=now)
+            except claim_batches.QueueUnreachable as exc:
+                _queue_unreachable(exc)  # nothing queued: the claim alone decides instead
         with nullcontext() if alone else joined(tenant):
             return _claim_in_one_statement(tenant, template_pk, member, channel=channel, key=key,
                                            campaign_ref=campaign_ref, granted_by=granted_by, now=now, alone=alone)
@@ -345,6 +356,16 @@ SELECT EXISTS (SELECT 1 FROM mem), (SELECT id FROM prior), (SELECT template_id F
        i.id, i.valid_from, i.valid_until, {", ".join(f"t.{c}" for c in TEMPLATE_COLUMNS)}
 FROM (SELECT 1) AS one LEFT JOIN taken AS t ON true LEFT JOIN issued AS i ON true
 """  # noqa: S608 - table names from the models, values as parameters
+
+
+_last_unreachable_warning = 0.0
+
+
+def _queue_unreachable(exc: Exception) -> None:
+    global _last_unreachable_warning
+    if time.monotonic() - _last_unreachable_warning > 60:  # once a minute, not once a claim
+        _last_unreachable_warning = time.monotonic()
+        log.warning("claim queue unreachable, claims are decided one by one: %s", exc)
 
 
 def _claim_in_one_statement(tenant: Tenant, template_id: int, member: Member, *, channel: str, key: str,

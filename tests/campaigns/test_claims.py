@@ -179,9 +179,18 @@ def _in_threads(n, work):
     return results, errors
 
 
+@pytest.fixture(params=["alone", "batched"])
+def claim_path(request, settings):
+    """Self-claims decided each in its own transaction, or in batches through Redis."""
+    if request.param == "batched" and not settings.REDIS_URL:
+        pytest.skip("batched claims need Redis (set REDIS_URL; .ci/run does)")
+    settings.CLAIM_BATCHING = request.param == "batched"
+    return request.param
+
+
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_32_threads_never_oversell_a_100_stock_template(tenant_a, tenant_b):
+def test_32_threads_never_oversell_a_100_stock_template(tenant_a, tenant_b, claim_path):
     template = make_template(tenant_a, stock=100, per_member_limit=1)
     members = make_members(tenant_a, [f"o-{i}" for i in range(160)])
     make_members(tenant_b, ["o-0"])
@@ -209,7 +218,7 @@ def test_32_threads_never_oversell_a_100_stock_template(tenant_a, tenant_b):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_8_parallel_claims_by_one_member_with_limit_1_issue_exactly_one(tenant_a):
+def test_8_parallel_claims_by_one_member_with_limit_1_issue_exactly_one(tenant_a, claim_path):
     template = make_template(tenant_a, stock=50, per_member_limit=1)
     (alice,) = make_members(tenant_a, ["o-alice"])
 
@@ -227,7 +236,7 @@ def test_8_parallel_claims_by_one_member_with_limit_1_issue_exactly_one(tenant_a
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_8_parallel_retries_with_one_idempotency_key_issue_one_coupon(tenant_a):
+def test_8_parallel_retries_with_one_idempotency_key_issue_one_coupon(tenant_a, claim_path):
     template = make_template(tenant_a, stock=50, per_member_limit=3)
     (alice,) = make_members(tenant_a, ["o-alice"])
 
