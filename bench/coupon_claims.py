@@ -1,11 +1,12 @@
 """Coupon claims through the API against the raw PostgreSQL ceiling, and a 100,000-member bulk grant.
 
     .venv/bin/python bench/coupon_claims.py [--clients 32] [--seconds 10] [--repeats 3] [--workers 4]
-                                            [--only claims|grant]
+                                            [--only claims|grant] [--claim-path batched|alone]
 
 Creates a fresh database (``jingzhun_bench_coupons`` on the server of ``MIGRATION_DATABASE_URL``),
 migrates it as the owner, seeds one tenant with 100,000 members and a 100,000-stock template
-(per-member limit 1), starts gunicorn (sync workers, DEBUG off) as the RLS-bound app role, and runs
+(per-member limit 1), starts gunicorn (sync workers, DEBUG off) as the RLS-bound app role (self-claims
+committed in batches through Redis, or with ``--claim-path alone`` each in its own transaction), and runs
 C concurrent clients (threads in 4 processes, keep-alive), each claiming for its own members with an
 ``Idempotency-Key`` for D seconds. In the same round it measures the raw ceiling: the bare
 conditional ``UPDATE … issued = issued + 1 WHERE issued < stock`` + ``INSERT`` of the coupon from 8
@@ -56,6 +57,16 @@ def prepare_environment(args) -> dict[str, str]:
     env.pop("REDIS_URL", None)
     env.pop("TEST_DATABASE_NAME", None)
     return env
+
+
+def server_environment(args, env: dict[str, str]) -> dict[str, str]:
+    """The API server's: batched claims talk to Redis (a database of its own, emptied first)."""
+    if args.claim_path == "alone":
+        return {**env, "CLAIM_BATCHING": "0"}
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    return {**env, "CLAIM_BATCHING": "1", "REDIS_URL": args.redis_url}
 
 
 def _admin(args, sql: str) -> None:
@@ -391,6 +402,10 @@ def main() -> None:
     parser.add_argument("--app-url", default=os.environ.get(
         "DATABASE_URL", "postgres://jingzhun_app@127.0.0.1:5432/jingzhun"))
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--claim-path", choices=["batched", "alone"], default="batched",
+                        help="self-claims committed in batches through Redis (the default), or each alone")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
+                        help="the Redis database batched claims use (emptied first)")
     parser.add_argument("--only", choices=["claims", "grant"], help="run one half of the benchmark")
     args = parser.parse_args()
     if not args.owner_url.startswith("postgres"):
@@ -400,7 +415,7 @@ def main() -> None:
     print(f"# coupon_claims {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; {args.clients} "
           f"clients x {args.seconds:g}s x {args.repeats}; gunicorn {args.workers} "
           f"{'sync workers' if args.threads == 1 else f'gthread workers x {args.threads} threads'}; "
-          f"{args.members} members; load average {load()}", flush=True)
+          f"{args.members} members; claims {args.claim_path}; load average {load()}", flush=True)
     _admin(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     _admin(args, f'CREATE DATABASE "{args.database}"')
     server = None
@@ -431,7 +446,7 @@ def main() -> None:
 
         if args.only != "grant":
             port = free_port()
-            server = start_gunicorn(env, port, args.workers, args.threads)
+            server = start_gunicorn(server_environment(args, env), port, args.workers, args.threads)
             wait_ready(port, member_tokens.issue(tenant_id, member_ids[0], member_tokens.ACCESS))
             meter = CpuMeter(server.pid, env["MIGRATION_DATABASE_URL"], args.database)
             failed |= claims(args, port, app_url, seeded, tokens_for, per_client, meter)

@@ -278,7 +278,7 @@ SELECT %(tenant)s, %(template)s, m, 0 FROM unnest(%(members)s::bigint[]) AS m
 WHERE EXISTS (SELECT 1 FROM {_TEMPLATE} WHERE tenant_id = %(tenant)s AND id = %(template)s AND per_member_limit > 0)
 ORDER BY m
 ON CONFLICT (tenant_id, template_id, member_id) DO UPDATE SET count = c.count
-RETURNING c.member_id, c.count
+RETURNING c.member_id, c.count, c.ctid
 """  # noqa: S608 - table names from the models, values as parameters
 _LOCK_TEMPLATE = f"""
 SELECT {", ".join(TEMPLATE_COLUMNS)} FROM {_TEMPLATE} WHERE tenant_id = %(tenant)s AND id = %(template)s
@@ -287,16 +287,30 @@ FOR NO KEY UPDATE
 _LIVE_MEMBERS = f"""
 SELECT id FROM {_MEMBER} WHERE tenant_id = %(tenant)s AND id = ANY(%(members)s::bigint[]) AND erased_at IS NULL
 """  # noqa: S608
+# Both probe a unique index once per claim: OFFSET 0 keeps each lateral subquery a subquery, run per
+# claim with its value bound, so the planner cannot turn it into a scan of the tenant's coupons when
+# its statistics still say the table is nearly empty (a new shop's first flash sale).
 _PRIORS = f"""
-SELECT member_id, idempotency_key, id, template_id FROM {_COUPON}
-WHERE tenant_id = %(tenant)s AND member_id = ANY(%(members)s::bigint[]) AND idempotency_key = ANY(%(keys)s::text[])
+SELECT c.member_id, c.idempotency_key, c.id, c.template_id
+FROM unnest(%(keyed_members)s::bigint[], %(keys)s::text[]) AS p(member_id, idempotency_key)
+CROSS JOIN LATERAL (
+    SELECT member_id, idempotency_key, id, template_id FROM {_COUPON}
+    WHERE tenant_id = %(tenant)s AND member_id = p.member_id AND idempotency_key = p.idempotency_key
+      AND idempotency_key <> '' OFFSET 0
+) AS c
 """  # noqa: S608
 _EXISTING = f"""
-SELECT code, id, member_id, claimed_at, valid_from, valid_until FROM {_COUPON}
-WHERE tenant_id = %(tenant)s AND code = ANY(%(codes)s::text[]) AND template_id = %(template)s
+SELECT c.code, c.id, c.member_id, c.template_id, c.claimed_at, c.valid_from, c.valid_until
+FROM unnest(%(codes)s::text[]) AS p(code)
+CROSS JOIN LATERAL (
+    SELECT code, id, member_id, template_id, claimed_at, valid_from, valid_until FROM {_COUPON}
+    WHERE tenant_id = %(tenant)s AND code = p.code OFFSET 0
+) AS c
 """  # noqa: S608
 # Round 2: the winners' coupons (a code a concurrent run inserted is skipped), and the counters and
 # stock raised by what was inserted; counters created at 0 for members who won nothing go again.
+# Counters by the row versions round 1 locked and returned (``ctid``: they cannot move while locked),
+# so no plan has to find them among the template's counters.
 _WRITE = f"""
 WITH w AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
@@ -314,7 +328,7 @@ WITH w AS (
     SELECT member_id, count(*) AS n FROM ins GROUP BY member_id
 ), counted AS (
     UPDATE {_COUNTER} AS c SET count = c.count + per.n FROM per
-    WHERE c.tenant_id = %(tenant)s AND c.template_id = %(template)s AND c.member_id = per.member_id
+    WHERE c.ctid = ANY(%(counter_rows)s::tid[]) AND c.member_id = per.member_id
     RETURNING 1
 ), stock AS (
     UPDATE {_TEMPLATE} SET issued = issued + (SELECT count(*) FROM ins)
@@ -324,8 +338,7 @@ WITH w AS (
 SELECT code, id, (SELECT issued FROM stock) FROM ins
 """  # noqa: S608
 _DROP_ZEROS = f"""
-DELETE FROM {_COUNTER}
-WHERE tenant_id = %(tenant)s AND template_id = %(template)s AND member_id = ANY(%(members)s::bigint[]) AND count = 0
+DELETE FROM {_COUNTER} WHERE ctid = ANY(%(zeros)s::tid[]) AND count = 0
 """  # noqa: S608
 
 
@@ -383,35 +396,37 @@ def decide_batch(tenant_id: int, template_id: int, batch: list[bytes]) -> dict[s
 
 def _run_batch(tenant_id: int, template_id: int, claims: list[_Claim]) -> dict[str, dict]:
     members = sorted({c.member_id for c in claims})
-    keys = sorted({c.key for c in claims if c.key})
-    params = {"tenant": tenant_id, "template": template_id, "members": members, "keys": keys,
-              "codes": [c.code for c in claims]}
+    keyed = sorted({(c.member_id, c.key) for c in claims if c.key})
+    params = {"tenant": tenant_id, "template": template_id, "members": members, "codes": [c.code for c in claims],
+              "keyed_members": [m for m, _k in keyed], "keys": [k for _m, k in keyed]}
     with pipelined_transaction(tenant_id) as tx:
         with tx.round():
             counters_q = tx.execute(_LOCK_COUNTERS, params)
             template_q = tx.execute(_LOCK_TEMPLATE, params)
             live_q = tx.execute(_LIVE_MEMBERS, params)
-            priors_q = tx.execute(_PRIORS, params) if keys else None
+            priors_q = tx.execute(_PRIORS, params) if keyed else None
             existing_q = tx.execute(_EXISTING, params)
         row = template_q.fetchone()
         if row is None:  # missing, or another tenant's: nothing was locked, nothing to keep
             return {c.ticket: {"s": "not_found"} for c in claims}
         template = template_from_row(row)
-        counters = dict(counters_q.fetchall())
+        counter_rows = counters_q.fetchall()
+        counters = {member_id: count for member_id, count, _row in counter_rows}
         if template.per_member_limit and set(members) - counters.keys():
             raise _Retry("the per-member limit was set after the batch locked its counters")
         batch = _Batch(template, counters=counters, live={r[0] for r in live_q.fetchall()},
                        priors={(r[0], r[1]): (r[2], r[3]) for r in priors_q.fetchall()} if priors_q else {},
-                       existing={r[0]: r[1:] for r in existing_q.fetchall()})
+                       existing={r[0]: (r[1], r[2], *r[4:]) for r in existing_q.fetchall() if r[3] == template_id})
         for claim in claims:
             batch.decide(claim)
         holders = {w["member_id"] for w in batch.winners} | {v[1] for v in batch.existing.values()}
         write = {"tenant": tenant_id, "template": template_id, "unused": Coupon.State.UNUSED,
                  "channel": Channel.SELF_CLAIM, "rows": _dumps(batch.winners),
-                 "members": [m for m, n in counters.items() if n == 0 and m not in holders]}
+                 "counter_rows": [row for _m, _n, row in counter_rows],
+                 "zeros": [row for m, n, row in counter_rows if n == 0 and m not in holders]}
         with tx.round():
             inserted_q = tx.execute(_WRITE, write) if batch.winners else None
-            if write["members"]:
+            if write["zeros"]:
                 tx.execute(_DROP_ZEROS, write)
             tx.commit()
     inserted = {code: (coupon_id, issued) for code, coupon_id, issued in inserted_q.fetchall()} if inserted_q else {}
