@@ -1,7 +1,7 @@
 """What the HTTP benchmarks share: database URLs, free ports, and where the CPU of a round went.
 
-The figures of a shared 2-core machine move with whatever else runs; CPU per request (of the
-gunicorn workers, of the benchmark database's PostgreSQL backends and of the load generator) moves
+The figures of a shared 2-core machine move with whatever else runs; CPU per request (of
+the API server's workers, of the benchmark database's PostgreSQL backends and of the load generator) moves
 much less, and says where a request's cost is.
 """
 
@@ -58,7 +58,7 @@ class CpuMeter:
         with psycopg.connect(self.owner_url, autocommit=True) as conn:
             backends = [r[0] for r in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.database])]
-        return {"gunicorn": {p: cpu_s(p) for p in children(self.server_pid)},
+        return {"server": {p: cpu_s(p) for p in children(self.server_pid)},
                 "postgres": {p: cpu_s(p) for p in backends}}
 
     @staticmethod

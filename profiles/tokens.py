@@ -9,6 +9,7 @@ tenant context by the authentication class.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,9 +46,16 @@ def issue(tenant_id: int, member_id: int, kind: Kind) -> str:
     return signing.dumps({"t": tenant_id, "m": member_id, "k": kind}, salt=_SALTS[kind], compress=False)
 
 
+@functools.lru_cache(maxsize=8)
+def _signer(salt: str, key: str, fallbacks: tuple[str, ...]) -> signing.TimestampSigner:
+    # What ``signing.loads`` builds on every call (key derivations included), once per key set.
+    return signing.TimestampSigner(key=key, fallback_keys=fallbacks, salt=salt)
+
+
 def verify(token: str, kind: Kind) -> TokenClaims:
+    signer = _signer(_SALTS[kind], settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
     try:
-        payload = signing.loads(token, salt=_SALTS[kind], max_age=ttl_seconds(kind))
+        payload = signer.unsign_object(token, serializer=signing.JSONSerializer, max_age=ttl_seconds(kind))
     except signing.SignatureExpired as exc:
         raise TokenError("token expired", expired=True) from exc
     except (signing.BadSignature, ValueError, UnicodeError) as exc:

@@ -2,19 +2,21 @@
 
 A claim alone locks the template's stock row from its statement to its commit, so claims of one
 template run one after another however many workers there are, and each leaves a dead version of
-that row behind. Here a claim joins its template's queue in Redis instead. Whoever finds no leader
-leads: it takes up to ``BATCH_SIZE`` waiting claims, decides them in queue order in one PostgreSQL
-transaction of two round trips (lock and read; write and commit) and answers each claimant on its
-own Redis list; then it hands the lead to the claim now first in the queue. The stock row is
-updated once per batch, and claims arriving while a batch commits form the next one.
+that row behind. Here a claim joins its template's queue in Redis instead. A claim that finds one of
+the template's ``SLOTS`` free leads a batch in it: it takes up to ``BATCH_SIZE`` waiting claims,
+decides them in queue order in one PostgreSQL transaction of two round trips (lock and read; write
+and commit), answers each claimant on its own Redis list, and hands the slot, with the next batch
+already taken, to the claim then first in the queue. The stock row is updated once per batch; while
+one batch holds it, the next waits for it inside PostgreSQL, so commits follow each other without a
+Redis round trip or a process waking up in between.
 
 PostgreSQL stays the truth: stock, per-member limits and coupons are what a batch committed, under
 the same row locks, in the same order (counters in member-id order, then the template), as every
-other issuing path, so batched claims, claims alone and grants can run side by side. Redis only
-orders the claims and carries the answers. Each claimant picks its coupon's code before it queues;
-a batch first looks those codes up, so a batch re-run after its leader died (its lease ran out)
-answers what the first run committed instead of issuing again, and two runs of one batch at once
-insert each coupon once (the code is unique; counts follow the rows inserted).
+other issuing path, so batches, claims alone and grants can run side by side. Redis only orders
+the claims and carries the answers. Each claimant picks its coupon's code before it queues; a batch
+first looks those codes up, so a batch re-run after its leader died (its lease ran out) answers
+what the first run committed instead of issuing again, and two runs of one batch at once insert
+each coupon once (the code is unique; counts follow the rows inserted).
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ from tenants.prepared import pipelined_transaction
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
+# Batches of one template in flight at once: while one holds the stock row, the next has its claims
+# and waits for the row in PostgreSQL, so no Redis or scheduling delay lies between two commits.
+SLOTS = 2
 LEAD_MS = 3000  # a leader's lease on its batch: far above a batch's few milliseconds
-HANDOFF_MS = 1000  # how long the lead waits for the claimant it was handed to
 POLL_SECONDS = 0.5  # a waiter looks for a dead leader this often
 GIVE_UP_SECONDS = 10.0
 ATTEMPTS = 3  # a batch's transaction, retried on a deadlock or a lost connection
@@ -75,42 +79,47 @@ class ClaimsUnavailable(Exception):
 
 # --- Redis: the queue, the lead and the answers ----------------------------------------------------
 
-# KEYS: queue, inflight, lead. Take the batch a dead leader left in flight, else the next from the queue.
+# KEYS[1] is the queue; a slot is a lead key and the list of the batch in flight under it.
 _TAKE_BODY = """
-local function take(batch)
-  local items = redis.call('LRANGE', KEYS[2], 0, -1)
+local function take(inflight, lead, batch)
+  local items = redis.call('LRANGE', inflight, 0, -1)
   if #items > 0 then return items end
   items = redis.call('LRANGE', KEYS[1], 0, batch - 1)
-  if #items == 0 then redis.call('DEL', KEYS[3]) return false end
+  if #items == 0 then redis.call('DEL', lead) return false end
   redis.call('LTRIM', KEYS[1], #items, -1)
-  redis.call('RPUSH', KEYS[2], unpack(items))
+  redis.call('RPUSH', inflight, unpack(items))
   return items
 end
+local function lead_a_free_slot(ticket, lease, batch)
+  for i = 2, #KEYS, 2 do
+    if redis.call('SET', KEYS[i + 1], ticket, 'NX', 'PX', lease) then
+      local items = take(KEYS[i], KEYS[i + 1], batch)
+      if items then return {(i - 2) / 2, items} end
+    end
+  end
+  return false
+end
 """
-# ARGV: item, ticket, lease ms, batch size. Queue the claim; lead if nobody does.
+# KEYS: queue, then inflight and lead of every slot. ARGV: item, ticket, lease ms, batch size. Queue
+# the claim; lead a batch in a free slot if there is one: a batch a dead leader left there, else the
+# queue's first claims.
 _ENQUEUE = _TAKE_BODY + """
 redis.call('RPUSH', KEYS[1], ARGV[1])
-if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return take(tonumber(ARGV[4])) end
-return false
+return lead_a_free_slot(ARGV[2], ARGV[3], tonumber(ARGV[4]))
 """
-# ARGV: ticket, lease ms, batch size. Lead when the lead was handed to this ticket.
-_TAKE = _TAKE_BODY + """
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return false end
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return take(tonumber(ARGV[3]))
-"""
-# ARGV: ticket, lease ms, batch size. Lead when nobody does (a leader died, or a hand-off went unused).
+# As ENQUEUE, without queueing: when no answer came for a while (a leader died, its lease ran out).
 _RESCUE = _TAKE_BODY + """
-if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return take(tonumber(ARGV[3]))
+return lead_a_free_slot(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 """
-# ARGV: ticket, hand-off ms, reply key prefix, reply ttl, then ticket/answer pairs. Answer the batch;
-# if this ticket still leads, end the batch and hand the lead to the first claim in the queue.
-_COMPLETE = """
-for i = 5, #ARGV, 2 do
-  local key = ARGV[3] .. ARGV[i]
+# KEYS: queue, inflight and lead of one slot. ARGV: ticket, lease ms, batch size, reply key prefix,
+# reply ttl, slot, then ticket/answer pairs. Answer the batch; if this ticket still leads the slot,
+# take the next batch for the claim first in the queue and hand it the slot with its batch in the
+# one message (no round trip to fetch it). The next batch is returned when that claim is this one.
+_COMPLETE = _TAKE_BODY + """
+for i = 7, #ARGV, 2 do
+  local key = ARGV[4] .. ARGV[i]
   redis.call('RPUSH', key, ARGV[i + 1])
-  redis.call('EXPIRE', key, ARGV[4])
+  redis.call('EXPIRE', key, ARGV[5])
 end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[2])
@@ -118,14 +127,14 @@ local head = redis.call('LINDEX', KEYS[1], 0)
 if not head then redis.call('DEL', KEYS[3]) return false end
 local nxt = string.sub(head, 1, string.find(head, ' ', 1, true) - 1)
 redis.call('SET', KEYS[3], nxt, 'PX', ARGV[2])
-if nxt ~= ARGV[1] then
-  local key = ARGV[3] .. nxt
-  redis.call('RPUSH', key, '!lead')
-  redis.call('EXPIRE', key, ARGV[4])
-end
-return nxt
+local items = take(KEYS[2], KEYS[3], tonumber(ARGV[3]))
+if nxt == ARGV[1] then return items end
+local key = ARGV[4] .. nxt
+redis.call('RPUSH', key, '!lead ' .. ARGV[6] .. '\\n' .. table.concat(items, '\\n'))
+redis.call('EXPIRE', key, ARGV[5])
+return false
 """
-_LEAD = b"!lead"
+_LEAD = b"!lead "
 
 
 @cache
@@ -138,7 +147,7 @@ def _client() -> redis.Redis:
 def _scripts() -> dict[str, Any]:
     client = _client()
     return {name: client.register_script(body) for name, body in
-            (("enqueue", _ENQUEUE), ("take", _TAKE), ("rescue", _RESCUE), ("complete", _COMPLETE))}
+            (("enqueue", _ENQUEUE), ("rescue", _RESCUE), ("complete", _COMPLETE))}
 
 
 def key_prefix() -> str:
@@ -149,19 +158,22 @@ def key_prefix() -> str:
 @dataclass(frozen=True)
 class _Keys:
     queue: str
-    inflight: str
-    lead: str
+    slots: tuple[tuple[str, str], ...]  # (inflight, lead) of each slot
     reply_prefix: str
 
     @classmethod
     def of(cls, tenant_id: int, template_id: int) -> _Keys:
         # One hash tag per template: its keys live together (one slot, were Redis a cluster).
         base = f"{key_prefix()}{{{tenant_id}:{template_id}}}:"
-        return cls(base + "queue", base + "inflight", base + "lead", base + "reply:")
+        return cls(base + "queue", tuple((f"{base}inflight:{i}", f"{base}lead:{i}") for i in range(SLOTS)),
+                   base + "reply:")
 
     @property
-    def three(self) -> list[str]:
-        return [self.queue, self.inflight, self.lead]
+    def every_slot(self) -> list[str]:
+        return [self.queue, *(key for slot in self.slots for key in slot)]
+
+    def slot(self, index: int) -> list[str]:
+        return [self.queue, *self.slots[index]]
 
 
 def enabled() -> bool:
@@ -183,11 +195,11 @@ def claim_in_batch(tenant: Tenant, template_id: int, member: Member, *, key: str
     item = claim_item(ticket, member.pk, key=key, code=code, now=now)
     scripts = _scripts()
     try:
-        batch = scripts["enqueue"](keys=keys.three, args=[item, ticket, LEAD_MS, BATCH_SIZE])
+        led = scripts["enqueue"](keys=keys.every_slot, args=[item, ticket, LEAD_MS, BATCH_SIZE])
     except redis.ConnectionError as exc:
         raise QueueUnreachable(str(exc)) from exc
     try:
-        answer = _await_answer(tenant.pk, template_id, keys, ticket, item, batch)
+        answer = _await_answer(tenant.pk, template_id, keys, ticket, item, led)
     except redis.RedisError as exc:
         log.warning("coupon claim queue failed: %s", exc)
         answer = {"s": "error"}
@@ -199,30 +211,30 @@ def claim_item(ticket: str, member_id: int, *, key: str, code: str, now: datetim
     return f"{ticket} " + json.dumps({"m": member_id, "k": key, "c": code, "n": now.isoformat()})
 
 
-def _await_answer(tenant_id: int, template_id: int, keys: _Keys, ticket: str, item: str,
-                  batch: list[bytes] | None) -> dict:
+def _await_answer(tenant_id: int, template_id: int, keys: _Keys, ticket: str, item: str, led: list | None) -> dict:
+    """``led``: [slot, batch] when this claim leads a batch (as ENQUEUE and RESCUE answer)."""
     scripts = _scripts()
     client = _client()
     mine: str | None = None
     deadline = time.monotonic() + GIVE_UP_SECONDS
     withdrawn_too_late = False
     while True:
-        if batch:
+        while led:
+            slot, batch = int(led[0]), led[1]
             answers = decide_batch(tenant_id, template_id, batch)
             mine = answers.pop(ticket, mine)
             pairs = [v for pair in answers.items() for v in pair]
-            nxt = scripts["complete"](keys=keys.three,
-                                      args=[ticket, HANDOFF_MS, keys.reply_prefix, REPLY_TTL_SECONDS, *pairs])
-            batch = None
-            if nxt is not None and nxt.decode() == ticket:
-                batch = scripts["take"](keys=keys.three, args=[ticket, LEAD_MS, BATCH_SIZE])
-                continue
-            if mine is not None:
-                return json.loads(mine)
+            batch = scripts["complete"](keys=keys.slot(slot), args=[ticket, LEAD_MS, BATCH_SIZE, keys.reply_prefix,
+                                                                    REPLY_TTL_SECONDS, slot, *pairs])
+            # This claim is first in the queue: it leads the slot's next batch as well.
+            led = [slot, batch] if batch else None
+        if mine is not None:
+            return json.loads(mine)
         got = client.blpop([keys.reply_prefix + ticket], timeout=POLL_SECONDS)
         if got is not None:
-            if got[1] == _LEAD:
-                batch = scripts["take"](keys=keys.three, args=[ticket, LEAD_MS, BATCH_SIZE])
+            if got[1].startswith(_LEAD):  # a slot, handed over with the batch to decide
+                head, _, items = got[1][len(_LEAD):].partition(b"\n")
+                led = [int(head), items.split(b"\n")]
                 continue
             return json.loads(got[1])
         if time.monotonic() > deadline:
@@ -231,7 +243,7 @@ def _await_answer(tenant_id: int, template_id: int, keys: _Keys, ticket: str, it
             # Already taken into a batch: its answer is on its way (or its re-run's is).
             withdrawn_too_late = True
             deadline = time.monotonic() + GIVE_UP_SECONDS
-        batch = scripts["rescue"](keys=keys.three, args=[ticket, LEAD_MS, BATCH_SIZE])
+        led = scripts["rescue"](keys=keys.every_slot, args=[ticket, LEAD_MS, BATCH_SIZE])
 
 
 def _result(answer: dict, tenant: Tenant, template_id: int, member: Member, *, code: str, key: str) -> ClaimResult:

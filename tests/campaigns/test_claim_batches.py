@@ -259,7 +259,7 @@ def test_a_dead_leaders_batch_is_run_by_the_next_claimant_and_answered(tenant_a,
     keys = _keys(tenant_a, template)
     stranded = _items([(alice, ""), (bob, "")])
     # A leader took these two into its batch and died before answering: no lead, the batch in flight.
-    _client().rpush(keys.inflight, *[i[2] for i in stranded])
+    _client().rpush(keys.slots[0][0], *[i[2] for i in stranded])
     result = actions.claim_coupon(tenant_a, template.pk, carol)
     assert result.created and batches_run == [2, 1]
     for ticket, code, _item in stranded:
@@ -274,7 +274,7 @@ def test_a_dead_leaders_committed_batch_is_answered_without_issuing_again(tenant
     keys = _keys(tenant_a, template)
     stranded = _items([(alice, "")])
     committed = _decide(tenant_a, template, stranded)  # it died after its commit, before answering
-    _client().rpush(keys.inflight, stranded[0][2])
+    _client().rpush(keys.slots[0][0], stranded[0][2])
     actions.claim_coupon(tenant_a, template.pk, bob)
     (answer,) = [json.loads(v) for v in _client().lrange(keys.reply_prefix + stranded[0][0], 0, -1)]
     assert (answer["s"], answer["id"], answer["created"]) == ("ok", committed[0]["id"], True)
@@ -287,7 +287,8 @@ def test_a_claim_nobody_answers_gives_up_withdrawn_and_http_says_503(tenant_a, m
     keys = _keys(tenant_a, template)
     monkeypatch.setattr(claim_batches, "GIVE_UP_SECONDS", 0.6)
     monkeypatch.setattr(claim_batches, "POLL_SECONDS", 0.2)
-    _client().set(keys.lead, "a-leader-that-hangs", px=60_000)
+    for _inflight, lead in keys.slots:
+        _client().set(lead, "a-leader-that-hangs", px=60_000)
     with pytest.raises(claim_batches.ClaimsUnavailable):
         actions.claim_coupon(tenant_a, template.pk, alice)
     assert _client().llen(keys.queue) == 0  # withdrawn: no later batch issues it
