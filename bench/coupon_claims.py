@@ -11,7 +11,8 @@ with ``--claim-path alone`` each in its own transaction), and runs
 C concurrent clients (threads in 4 processes, keep-alive), each claiming for its own members with an
 ``Idempotency-Key`` for D seconds. In the same round it measures the raw ceiling: the bare
 conditional ``UPDATE … issued = issued + 1 WHERE issued < stock`` + ``INSERT`` of the coupon from 8
-connections, one transaction per claim (with the RLS setting, as the app role), and the no-work HTTP
+connections, one transaction per claim (with the RLS setting, as the app role); the batches' database
+side alone (``decide_batch`` on batches of 32 from 2 threads, no HTTP, no Redis); and the no-work HTTP
 ceiling (the same clients and URL with an empty token: a 401 before any database work). Then a sell-out
 round: the clients race for a 1,000-stock template, and the database must hold exactly 1,000.
 Last, R bulk grants of one coupon to all 100,000 members (``start_grant_job`` + ``run_grant_job``,
@@ -111,6 +112,7 @@ def seed(members: int, repeats: int) -> dict:
 
     out = {"tenant_id": tenant.pk, "member_ids": ids, "flash": template("秒杀 100000", 100_000),
            "sellout": template("秒杀 1000", 1_000), "ceiling": template("ceiling", 10_000_000, 0),
+           "batch_ceiling": template("batch ceiling", 10_000_000, 0),
            "bulk": [template(f"全员礼 {r + 1}", None) for r in range(repeats)],
            "bulk_ceiling": [template(f"ceiling grant {r + 1}", None, 0) for r in range(repeats)]}
     connection.close()
@@ -264,6 +266,44 @@ def raw_ceiling(app_url: str, tenant_id: int, template_id: int, member_ids: list
     return sum(done) / seconds
 
 
+def batch_ceiling(tenant_id: int, template_id: int, member_ids: list[int], seconds: float, threads: int = 2,
+                  size: int = 32) -> float:
+    """Claims/s of the batches' database side alone: ``decide_batch`` on batches of ``size`` claims from
+    ``threads`` threads (two batches in flight, as the two slots allow), no HTTP, no Redis."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from campaigns.actions.claim_batches import claim_item, decide_batch
+    from campaigns.models import new_coupon_code
+
+    done = [0] * threads
+    start_at = time.time() + 0.3
+
+    def work(i: int) -> None:
+        try:
+            while time.time() < start_at:
+                time.sleep(0.001)
+            n = 0
+            while time.time() < start_at + seconds:
+                now = timezone.now()
+                batch = [claim_item(secrets.token_hex(8), member_ids[(i * 100_003 + n + k) % len(member_ids)],
+                                    key="", code=new_coupon_code(), now=now).encode() for k in range(size)]
+                answers = decide_batch(tenant_id, template_id, batch)
+                if any('"s": "ok"' not in a for a in answers.values()):
+                    raise RuntimeError("a batch-ceiling claim was not issued")
+                n += size
+            done[i] = n
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return sum(done) / seconds
+
+
 def db_counts(app_url: str, tenant_id: int, template_id: int) -> tuple[int, int, int | None, int]:
     """(issued, coupons, stock, members holding more than one) for a template, read under RLS."""
     import psycopg
@@ -349,6 +389,8 @@ def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: 
         result = api_round(port, seeded["flash"], tokens_for((r + 1) * budget, budget), args.seconds, meter=meter)
         result["load"] = load()
         result["ceiling"] = raw_ceiling(app_url, tenant_id, seeded["ceiling"], seeded["member_ids"], args.seconds)
+        result["batch_ceiling"] = batch_ceiling(tenant_id, seeded["batch_ceiling"], seeded["member_ids"],
+                                                args.seconds / 2)
         # The same clients and server, the same URL with an empty bearer token: refused (401) by the
         # authentication before any database work. What HTTP, middleware, DRF and the harness cost on
         # their own on this machine right now.
@@ -359,7 +401,8 @@ def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: 
         print(f"round {r + 1}: API {result['claims_per_s']:,.0f} claims/s ({result['201']} issued, "
               f"{result['409']} refused, {result['other']} other; p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms); raw PostgreSQL ceiling {result['ceiling']:,.0f} claims/s; "
-              f"ratio {result['claims_per_s'] / result['ceiling']:.2f}; no-work HTTP ceiling "
+              f"ratio {result['claims_per_s'] / result['ceiling']:.2f}; batches' database side alone "
+              f"{result['batch_ceiling']:,.0f} claims/s; no-work HTTP ceiling "
               f"{result['no_work']:,.0f} req/s; load {result['load']} / {load()}", flush=True)
         if meter is not None:
             print(f"  CPU ms per request: claim {cpu_text(result['cpu_ms'])}; no-work {cpu_text(no_work['cpu_ms'])}",
@@ -368,6 +411,9 @@ def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: 
     print(f"flash template: issued {issued}, coupons {coupons}, stock {stock}, members with two: {doubles}; "
           f"201 answers in the measured rounds: {sum(r['201'] for r in rounds)} (the rest: warm-up)")
     failed = issued != coupons or issued > stock or doubles != 0
+    issued, coupons, _, _ = db_counts(app_url, tenant_id, seeded["batch_ceiling"])
+    print(f"batch-ceiling template: issued {issued}, coupons {coupons}")
+    failed |= issued != coupons
 
     # Until sold out: every client claims with fresh members until its first 409.
     sell = api_round(port, seeded["sellout"], tokens_for((args.repeats + 1) * budget, budget), 300,
@@ -379,11 +425,13 @@ def claims(args, port: int, app_url: str, seeded: dict, tokens_for, per_client: 
 
     api = statistics.median(r["claims_per_s"] for r in rounds)
     ceiling = statistics.median(r["ceiling"] for r in rounds)
+    batched = statistics.median(r["batch_ceiling"] for r in rounds)
     ratio = statistics.median(r["claims_per_s"] / r["ceiling"] for r in rounds)
     no_work = statistics.median(r["no_work"] for r in rounds)
     print(f"median: API {api:,.0f} claims/s, p50 {statistics.median(r['p50_ms'] for r in rounds):.1f} ms, "
           f"p99 {statistics.median(r['p99_ms'] for r in rounds):.1f} ms; raw ceiling {ceiling:,.0f} claims/s; "
-          f"API/ceiling {ratio:.2f} (median of the rounds' ratios); no-work HTTP ceiling {no_work:,.0f} req/s, "
+          f"API/ceiling {ratio:.2f} (median of the rounds' ratios); batches' database side {batched:,.0f} claims/s "
+          f"({batched / ceiling:.1f}x the raw ceiling); no-work HTTP ceiling {no_work:,.0f} req/s, "
           f"API/no-work {api / no_work:.2f}", flush=True)
     return failed
 
