@@ -25,6 +25,7 @@ import json
 import logging
 import secrets
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -34,6 +35,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, models
 from django.utils.dateparse import parse_datetime
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from campaigns import queries
 from campaigns.actions.issuance import (
@@ -139,8 +142,9 @@ _LEAD = b"!lead "
 
 @cache
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1,
-                                socket_timeout=POLL_SECONDS + 5, health_check_interval=30)
+    # No retries: a retried ENQUEUE would queue the claim twice, a retried BLPOP could drop an answer.
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=POLL_SECONDS + 5,
+                                health_check_interval=30, retry=Retry(NoBackoff(), 0))
 
 
 @cache
@@ -202,6 +206,8 @@ def claim_in_batch(tenant: Tenant, template_id: int, member: Member, *, key: str
         answer = _await_answer(tenant.pk, template_id, keys, ticket, item, led)
     except redis.RedisError as exc:
         log.warning("coupon claim queue failed: %s", exc)
+        with suppress(redis.RedisError):  # not to be issued after this claim has answered
+            _client().lrem(keys.queue, 0, item)
         answer = {"s": "error"}
     return _result(answer, tenant, template_id, member, code=code, key=key)
 
@@ -391,7 +397,11 @@ class _Claim:
 def decide_batch(tenant_id: int, template_id: int, batch: list[bytes]) -> dict[str, str]:
     """Decide and commit one batch; each ticket's answer as JSON. Never raises: a batch that cannot
     commit answers ``error`` to all, and each claimant then looks for its own coupon."""
-    claims = [_Claim.parse(raw) for raw in batch]
+    claims: list[_Claim] = []
+    for claim in map(_Claim.parse, batch):
+        # A claim queued twice (a client's retry of a command that had reached Redis) is one claim.
+        if all(claim.ticket != c.ticket for c in claims):
+            claims.append(claim)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return {ticket: _dumps(answer) for ticket, answer in _run_batch(tenant_id, template_id, claims).items()}

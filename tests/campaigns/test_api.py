@@ -79,6 +79,14 @@ def test_claim_needs_a_member_token(tenant_a):
     assert status == 401
 
 
+def test_an_odd_accept_header_still_gets_the_json_answer(tenant_a, members_a):
+    template = make_template(tenant_a)
+    status, body = call("POST", f"coupons/{template.pk}/claim", members_a[0], HTTP_ACCEPT="text/html")
+    assert (status, body["template"]["id"]) == (201, template.pk)
+    status, body = call("POST", "coupons/999999/claim", members_a[0], HTTP_ACCEPT="application/xml")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
 def test_my_coupons_are_mine_and_priced_for_a_cart(tenant_a, tenant_b, members_a, members_b):
     with tenant_context(tenant_a):
         drinks = Category.objects.create(name="饮品")

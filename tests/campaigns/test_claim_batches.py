@@ -206,6 +206,16 @@ def test_a_batch_holds_the_per_member_limit_and_answers_a_repeated_key_once(tena
     assert _state(tenant_a, template) == (3, 3, {alice.pk: 2, bob.pk: 1})
 
 
+def test_a_claim_queued_twice_is_decided_once(tenant_a):
+    template = make_template(tenant_a, per_member_limit=1)
+    (alice,) = make_members(tenant_a, ["o-alice"])
+    (item,) = _items([(alice, "")])
+    answers = claim_batches.decide_batch(tenant_a.pk, template.pk, [item[2].encode(), item[2].encode()])
+    assert list(answers) == [item[0]]
+    assert (json.loads(answers[item[0]])["s"], json.loads(answers[item[0]])["code"]) == ("ok", item[1])
+    assert _state(tenant_a, template) == (1, 1, {alice.pk: 1})
+
+
 def test_a_batch_of_refusals_leaves_no_counter_behind(tenant_a):
     template = make_template(tenant_a, stock=0)
     alice, bob = make_members(tenant_a, ["o-alice", "o-bob"])
