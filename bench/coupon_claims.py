@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import CpuMeter, LeanHTTP, cpu_text, free_port, with_db
@@ -227,21 +228,39 @@ def api_round(port: int, template_id: int, tokens: list[list[str]], seconds: flo
 # --- the raw ceiling -------------------------------------------------------------------------------
 
 
+def _claims_per_second(threads: int, seconds: float, claim: Callable[[int, Callable[[], float]], int]) -> float:
+    """``claim(i, start)`` in ``threads`` threads, each counting its claims from when ``start()`` (called
+    once it is set up) returns until the deadline it returns; the claims per second of them all."""
+    done = [0] * threads
+    start_at = time.time() + 0.3
+
+    def start() -> float:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        return start_at + seconds
+
+    def run(i: int) -> None:
+        done[i] = claim(i, start)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return sum(done) / seconds
+
+
 def raw_ceiling(app_url: str, tenant_id: int, template_id: int, member_ids: list[int], seconds: float,
                 connections: int = 8) -> float:
     """Claims/s of the bare conditional UPDATE + INSERT, one transaction each, as the RLS-bound role."""
     import psycopg
 
     now = dt.datetime.now(dt.UTC)
-    done = [0] * connections
-    start_at = time.time() + 0.3
 
-    def work(i: int) -> None:
+    def claim(i: int, start: Callable[[], float]) -> int:
+        n = 0
         with psycopg.connect(app_url) as conn:
-            while time.time() < start_at:
-                time.sleep(0.001)
-            deadline = start_at + seconds
-            n = 0
+            deadline = start()
             while time.time() < deadline:
                 with conn.transaction():
                     conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
@@ -256,52 +275,40 @@ def raw_ceiling(app_url: str, tenant_id: int, template_id: int, member_ids: list
                         [tenant_id, template_id, member_ids[(i * 100_003 + n) % len(member_ids)],
                          secrets.token_hex(8).upper(), now, now, now + dt.timedelta(days=30)])
                 n += 1
-            done[i] = n
+        return n
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(done) / seconds
+    return _claims_per_second(connections, seconds, claim)
 
 
 def batch_ceiling(tenant_id: int, template_id: int, member_ids: list[int], seconds: float, threads: int = 2,
                   size: int = 32) -> float:
     """Claims/s of the batches' database side alone: ``decide_batch`` on batches of ``size`` claims from
     ``threads`` threads (two batches in flight, as the two slots allow), no HTTP, no Redis."""
+    import json
+
     from django.db import connection
     from django.utils import timezone
 
     from campaigns.actions.claim_batches import claim_item, decide_batch
     from campaigns.models import new_coupon_code
 
-    done = [0] * threads
-    start_at = time.time() + 0.3
-
-    def work(i: int) -> None:
+    def claim(i: int, start: Callable[[], float]) -> int:
+        n = 0
+        deadline = start()
         try:
-            while time.time() < start_at:
-                time.sleep(0.001)
-            n = 0
-            while time.time() < start_at + seconds:
+            while time.time() < deadline:
                 now = timezone.now()
                 batch = [claim_item(secrets.token_hex(8), member_ids[(i * 100_003 + n + k) % len(member_ids)],
                                     key="", code=new_coupon_code(), now=now).encode() for k in range(size)]
                 answers = decide_batch(tenant_id, template_id, batch)
-                if any('"s": "ok"' not in a for a in answers.values()):
+                if any(json.loads(a)["s"] != "ok" for a in answers.values()):
                     raise RuntimeError("a batch-ceiling claim was not issued")
                 n += size
-            done[i] = n
         finally:
             connection.close()
+        return n
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    return sum(done) / seconds
+    return _claims_per_second(threads, seconds, claim)
 
 
 def db_counts(app_url: str, tenant_id: int, template_id: int) -> tuple[int, int, int | None, int]:

@@ -34,16 +34,9 @@ CLAIM_ERRORS = {
     404: error("`not_found`: no such coupon (also another merchant's)."),
     409: error("`sold_out`, `limit_reached`, `not_active`, `channel_not_allowed`, `idempotency_conflict` "
                "(the key was used for another coupon)."),
+    503: error("`claims_unavailable`: no answer in time (the claim may still be issued); retry after "
+               "`Retry-After` seconds with the same Idempotency-Key."),
 }
-CLAIM_BUSY = {503: error("`claims_unavailable`: no answer in time (the claim may still be issued); retry after "
-                         "`Retry-After` seconds with the same Idempotency-Key.")}
-
-
-class ClaimsBusy(APIError):
-    def __init__(self):
-        super().__init__("claims_unavailable", "Claims are not being answered right now; retry shortly.",
-                         status.HTTP_503_SERVICE_UNAVAILABLE)
-        self.wait = ClaimsUnavailable.retry_after
 
 
 def api_error(exc: CouponError | NotFound) -> APIError:
@@ -119,8 +112,7 @@ class ClaimView(MemberAPIView):
 
     @extend_schema(operation_id="coupons_claim", summary="Claim one coupon", request=None,
                    parameters=[IDEMPOTENCY_KEY],
-                   responses={201: s.CouponSerializer, 200: s.CouponSerializer, **CLAIM_ERRORS, **CLAIM_BUSY,
-                              **AUTH_ERRORS})
+                   responses={201: s.CouponSerializer, 200: s.CouponSerializer, **CLAIM_ERRORS, **AUTH_ERRORS})
     def post(self, request, template_id: int):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 100:
@@ -132,7 +124,8 @@ class ClaimView(MemberAPIView):
         except MemberNotFound:
             raise TokenRejected() from None
         except ClaimsUnavailable:
-            raise ClaimsBusy() from None
+            raise APIError("claims_unavailable", "Claims are not being answered right now; retry shortly.",
+                           status.HTTP_503_SERVICE_UNAVAILABLE, retry_after=ClaimsUnavailable.retry_after) from None
         skus = _exchange_skus([result.coupon.template], request.tenant)
         return Response(coupon_data(result.coupon, skus),
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

@@ -29,9 +29,8 @@ logger = logging.getLogger(__name__)
 class LoginError(APIError):
     def __init__(self, code: str, message: str, status_code: int, *, errcode: int | None = None,
                  retry_after: int | None = None):
-        super().__init__(code, message, status_code, {"errcode": errcode} if errcode is not None else None)
-        if retry_after is not None:
-            self.wait = retry_after  # the exception handler turns it into Retry-After
+        super().__init__(code, message, status_code, {"errcode": errcode} if errcode is not None else None,
+                         retry_after=retry_after)
 
 
 # errcode → (HTTP status, our code, message). Anything else from WeChat counts as unavailable.

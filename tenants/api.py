@@ -18,10 +18,13 @@ from tenants.context import tenant_context
 class APIError(exceptions.APIException):
     """An error with a stable snake_case code, as CONTRACT.md shapes it."""
 
-    def __init__(self, code: str, message: str, status_code: int = 400, details: dict | None = None):
+    def __init__(self, code: str, message: str, status_code: int = 400, details: dict | None = None, *,
+                 retry_after: int | None = None):
         self.status_code = status_code
         self.error_code = code
         self.details = details or {}
+        if retry_after is not None:
+            self.wait = retry_after  # the exception handler turns it into Retry-After
         super().__init__(detail=message, code=code)
 
 

@@ -49,7 +49,7 @@ from campaigns.actions.issuance import (
     validity_for,
 )
 from campaigns.exceptions import CouponError, NotFound
-from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate
+from campaigns.models import Channel, ClaimCounter, Coupon, CouponTemplate, new_coupon_code
 from profiles.models import Member
 from profiles.queries import MemberNotFound
 from tenants.context import tenant_context
@@ -195,7 +195,7 @@ def claim_in_batch(tenant: Tenant, template_id: int, member: Member, *, key: str
     """
     keys = _Keys.of(tenant.pk, template_id)
     ticket = secrets.token_hex(TICKET_CHARS // 2)
-    code = Coupon._meta.get_field("code").default()
+    code = new_coupon_code()
     item = claim_item(ticket, member.pk, key=key, code=code, now=now)
     scripts = _scripts()
     try:
@@ -397,11 +397,8 @@ class _Claim:
 def decide_batch(tenant_id: int, template_id: int, batch: list[bytes]) -> dict[str, str]:
     """Decide and commit one batch; each ticket's answer as JSON. Never raises: a batch that cannot
     commit answers ``error`` to all, and each claimant then looks for its own coupon."""
-    claims: list[_Claim] = []
-    for claim in map(_Claim.parse, batch):
-        # A claim queued twice (a client's retry of a command that had reached Redis) is one claim.
-        if all(claim.ticket != c.ticket for c in claims):
-            claims.append(claim)
+    # A claim queued twice (a retried command that had reached Redis) is one claim: one per ticket.
+    claims = list({c.ticket: c for c in map(_Claim.parse, batch)}.values())
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return {ticket: _dumps(answer) for ticket, answer in _run_batch(tenant_id, template_id, claims).items()}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from campaigns import actions
@@ -26,6 +28,28 @@ def make_template(tenant, *, activate=True, **fields):
     fields.setdefault("threshold_fen", 10000)
     fields.setdefault("valid_days", 30)
     return actions.create_coupon_template(tenant, activate=activate, **fields)
+
+
+def in_threads(n, work):
+    """``work(i)`` in n threads released at once: (results, exceptions); each thread's connection closed."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results.append(work(i))
+        except Exception as exc:  # collected and asserted on by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
 
 
 @pytest.fixture

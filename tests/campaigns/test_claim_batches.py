@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -21,7 +19,7 @@ from profiles import actions as profile_actions
 from profiles import tokens
 from profiles.queries import MemberNotFound
 from tenants.context import tenant_context
-from tests.campaigns.conftest import make_members, make_template
+from tests.campaigns.conftest import in_threads, make_members, make_template
 from tests.fixtures import postgres_only
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
@@ -240,21 +238,8 @@ def test_two_runs_of_one_batch_at_once_insert_each_coupon_once(tenant_a):
     template = make_template(tenant_a, stock=100)
     members = make_members(tenant_a, [f"o-{i}" for i in range(40)])
     items = _items([(m, "") for m in members])
-    answers: list[list[dict]] = []
-    barrier = threading.Barrier(2)
-
-    def run():
-        try:
-            barrier.wait()
-            answers.append(_decide(tenant_a, template, items))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers, errors = in_threads(2, lambda _i: _decide(tenant_a, template, items))
+    assert errors == []
     assert len(answers) == 2
     for run_answers in answers:
         assert {a["s"] for a in run_answers} <= {"ok", "lookup"}
@@ -341,32 +326,21 @@ def test_32_threads_of_batched_claims_and_staff_grants_never_oversell(tenant_a, 
     template = make_template(tenant_a, stock=100, per_member_limit=1, channels=["self_claim", "staff"])
     members = make_members(tenant_a, [f"o-{i}" for i in range(160)])
     make_members(tenant_b, ["o-0"])
-    outcomes: list[str] = []
-    errors: list[Exception] = []
-    barrier = threading.Barrier(32)
-
     def work(i):
-        try:
-            barrier.wait()
-            for member in members[i * 5:(i + 1) * 5]:
-                try:
-                    if i % 4 == 0:  # a staff grant: the claim-alone path, on the same rows
-                        actions.grant_coupon(tenant_a, template.pk, member, actor=owner_a, reason="补发")
-                    else:
-                        actions.claim_coupon(tenant_a, template.pk, member)
-                    outcomes.append("ok")
-                except CouponError as exc:
-                    outcomes.append(exc.code)
-        except Exception as exc:  # asserted on below
-            errors.append(exc)
-        finally:
-            connection.close()
+        outcomes = []
+        for member in members[i * 5:(i + 1) * 5]:
+            try:
+                if i % 4 == 0:  # a staff grant: the claim-alone path, on the same rows
+                    actions.grant_coupon(tenant_a, template.pk, member, actor=owner_a, reason="补发")
+                else:
+                    actions.claim_coupon(tenant_a, template.pk, member)
+                outcomes.append("ok")
+            except CouponError as exc:
+                outcomes.append(exc.code)
+        return outcomes
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = in_threads(32, work)
+    outcomes = [o for r in results for o in r]
     assert errors == []
     assert (outcomes.count("ok"), outcomes.count("sold_out"), len(outcomes)) == (100, 60, 160)
     issued, coupons, counters = _state(tenant_a, template)

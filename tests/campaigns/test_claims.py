@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from campaigns.exceptions import CouponError, NotFound
 from campaigns.models import ClaimCounter, Coupon, CouponTemplate
 from tenants.context import tenant_context
 from tenants.models import AuditEvent
-from tests.campaigns.conftest import make_members, make_template
+from tests.campaigns.conftest import in_threads, make_members, make_template
 from tests.fixtures import postgres_only
 
 pytestmark = pytest.mark.django_db
@@ -158,27 +157,6 @@ def test_new_member_coupon_is_granted_once_after_the_member_is_created(
 
 # --- PostgreSQL: real concurrency ----------------------------------------------------------------
 
-def _in_threads(n, work):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
-    def run(i):
-        try:
-            barrier.wait()
-            results.append(work(i))
-        except Exception as exc:  # collected and asserted on by the caller
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results, errors
-
-
 @pytest.fixture(params=["alone", "batched"])
 def claim_path(request, settings):
     """Self-claims decided each in its own transaction, or in batches through Redis."""
@@ -205,7 +183,7 @@ def test_32_threads_never_oversell_a_100_stock_template(tenant_a, tenant_b, clai
                 outcomes.append(exc.code)
         return outcomes
 
-    results, errors = _in_threads(32, claim_five)
+    results, errors = in_threads(32, claim_five)
     assert errors == []
     flat = [o for r in results for o in r]
     assert flat.count("ok") == 100
@@ -228,7 +206,7 @@ def test_8_parallel_claims_by_one_member_with_limit_1_issue_exactly_one(tenant_a
         except CouponError as exc:
             return exc.code
 
-    results, errors = _in_threads(8, claim)
+    results, errors = in_threads(8, claim)
     assert errors == []
     assert results.count("limit_reached") == 7
     assert _state(tenant_a, template) == (1, 1, 1)
@@ -243,7 +221,7 @@ def test_8_parallel_retries_with_one_idempotency_key_issue_one_coupon(tenant_a, 
     def claim(i):
         return actions.claim_coupon(tenant_a, template.pk, alice, idempotency_key="tap-1").coupon.pk
 
-    results, errors = _in_threads(8, claim)
+    results, errors = in_threads(8, claim)
     assert errors == []
     assert len(set(results)) == 1 and len(results) == 8
     assert _state(tenant_a, template) == (1, 1, 1)
